@@ -1,0 +1,221 @@
+package conformance
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wharf-go/wharf/ports"
+)
+
+// outboxAdminTests cover the OutboxAdmin interface.
+func outboxAdminTests() []testCase {
+	return []testCase{
+		{"StatsCountMessagesByState", testStats},
+		{"ListFiltersInIDOrder", testListFilters},
+		{"ListPaginatesWithAfterIDAndLimit", testListPagination},
+		{"ListLimitDefaultsTo100", testListDefaultLimit},
+		{"RequeueRevivesDeadLetters", testRequeue},
+		{"PurgeDeletesDeadLettersUpdatedBeforeTime", testPurge},
+	}
+}
+
+func testStats(t *testing.T, h Harness) {
+	f := setup(t, h)
+	ob := f.outbox(f.db)
+	require.Equal(t, ports.OutboxStats{}, f.stats(ob), "an empty outbox has zero stats")
+
+	now := f.clock.Now()
+	older := job("conf.ready")
+	older.AvailableAt = now.Add(-10 * time.Second)
+	scheduled := job("conf.scheduled")
+	scheduled.AvailableAt = now.Add(time.Hour)
+	retry := job("conf.retry")
+	retry.MaxAttempts = 3
+	f.enqueue(ob, job("conf.ready"), older, scheduled, job("conf.leased"), job("conf.dead"), retry)
+	f.claimOne(ob, "conf.leased")
+	require.NoError(t, ob.DeadLetter(f.ctx, f.claimOne(ob, "conf.dead").Claim(), "conformance: dead"))
+	require.NoError(t, ob.Retry(f.ctx, f.claimOne(ob, "conf.retry").Claim(), ports.RetryOptions{At: now.Add(10 * time.Minute)}))
+
+	st := f.stats(ob)
+	require.EqualValues(t, 2, st.Ready, "two messages can be claimed now")
+	require.EqualValues(t, 2, st.Scheduled, "one scheduled first try and one scheduled retry")
+	require.EqualValues(t, 1, st.Leased)
+	require.EqualValues(t, 1, st.Dead)
+	requireTime(t, older.AvailableAt, st.OldestReady, "OldestReady is the AvailableAt of the oldest ready message")
+
+	require.Len(t, f.claim(ob, 10, "conf.ready"), 2)
+	st = f.stats(ob)
+	require.Zero(t, st.Ready)
+	require.True(t, st.OldestReady.IsZero(), "OldestReady is zero when nothing is ready")
+	require.EqualValues(t, 3, st.Leased)
+
+	f.clock.Advance(time.Hour)
+	st = f.stats(ob)
+	require.Zero(t, st.Scheduled, "scheduled messages become ready when their time comes")
+	require.EqualValues(t, 1, st.Dead)
+}
+
+// listFixture stores five messages with IDs m01..m05 (enqueued out of
+// order); m05 is dead.
+func listFixture(f *fixture, ob Outbox) {
+	f.t.Helper()
+	f.enqueue(ob,
+		withID("m03", keyed("conf.t1", "k1")),
+		withID("m01", keyed("conf.t2", "k2")),
+		withID("m05", job("conf.t3")),
+		withID("m02", keyed("conf.t2", "k1")),
+		withID("m04", job("conf.t1")),
+	)
+	require.NoError(f.t, ob.DeadLetter(f.ctx, f.claimOne(ob, "conf.t3").Claim(), "conformance: dead"))
+}
+
+func testListFilters(t *testing.T, h Harness) {
+	f := setup(t, h)
+	ob := f.outbox(f.db)
+	listFixture(f, ob)
+
+	cases := []struct {
+		name   string
+		filter ports.OutboxFilter
+		want   []string
+	}{
+		{"All", ports.OutboxFilter{}, []string{"m01", "m02", "m03", "m04", "m05"}},
+		{"Dead", ports.OutboxFilter{Status: ports.StatusDead}, []string{"m05"}},
+		{"Pending", ports.OutboxFilter{Status: ports.StatusPending}, []string{"m01", "m02", "m03", "m04"}},
+		{"Topic", ports.OutboxFilter{Topic: "conf.t1"}, []string{"m03", "m04"}},
+		{"Key", ports.OutboxFilter{Key: "k1"}, []string{"m02", "m03"}},
+		{"TopicAndKey", ports.OutboxFilter{Topic: "conf.t2", Key: "k1"}, []string{"m02"}},
+		{"PendingTopicAfterID", ports.OutboxFilter{Status: ports.StatusPending, Topic: "conf.t1", AfterID: "m03"}, []string{"m04"}},
+		{"NoMatch", ports.OutboxFilter{Topic: "conf.none"}, []string{}},
+	}
+	for _, tc := range cases {
+		require.Equal(t, tc.want, recordIDs(f.list(ob, tc.filter)), "List %s", tc.name)
+	}
+
+	dead := f.record(ob, "m05")
+	require.Equal(t, ports.StatusDead, dead.Status)
+	require.Equal(t, "conformance: dead", dead.LastError)
+	require.Equal(t, 1, dead.Attempts)
+	require.Equal(t, "conf.t3", dead.Topic)
+	m01 := f.record(ob, "m01")
+	require.Equal(t, "conf.t2", m01.Topic)
+	require.Equal(t, "k2", m01.Key)
+	require.Equal(t, ports.KindJob, m01.Kind)
+	require.JSONEq(t, `{"n":1}`, string(m01.Payload))
+}
+
+func testListPagination(t *testing.T, h Harness) {
+	f := setup(t, h)
+	ob := f.outbox(f.db)
+	listFixture(f, ob)
+	var pages [][]string
+	after := ""
+	for range 5 {
+		page := recordIDs(f.list(ob, ports.OutboxFilter{AfterID: after, Limit: 2}))
+		pages = append(pages, page)
+		if len(page) == 0 {
+			break
+		}
+		after = page[len(page)-1]
+	}
+	require.Equal(t, [][]string{{"m01", "m02"}, {"m03", "m04"}, {"m05"}, {}}, pages, "keyset pagination walks every message once")
+	require.Equal(t, []string{"m03", "m04", "m05"}, recordIDs(f.list(ob, ports.OutboxFilter{AfterID: "m02"})))
+}
+
+func testListDefaultLimit(t *testing.T, h Harness) {
+	f := setup(t, h)
+	ob := f.outbox(f.db)
+	msgs := make([]ports.OutboxMessage, 150)
+	for i := range msgs {
+		msgs[i] = withID(fmt.Sprintf("l-%03d", i), job("conf.many"))
+	}
+	// Enqueue in reverse so that insertion order is not ID order.
+	slices.Reverse(msgs)
+	f.enqueue(ob, msgs...)
+	want := make([]string, 150)
+	for i := range want {
+		want[i] = fmt.Sprintf("l-%03d", i)
+	}
+	sort.Strings(want)
+
+	first := recordIDs(f.list(ob, ports.OutboxFilter{}))
+	require.Equal(t, want[:100], first, "a zero Limit lists 100 messages, in ID order")
+	rest := recordIDs(f.list(ob, ports.OutboxFilter{AfterID: first[99], Limit: 1000}))
+	require.Equal(t, want[100:], rest)
+}
+
+func testRequeue(t *testing.T, h Harness) {
+	f := setup(t, h)
+	ob := f.outbox(f.db)
+	now := f.clock.Now()
+	exhausted := withID("rq-1", job("conf.rq1"))
+	exhausted.MaxAttempts = 1
+	poisoned := withID("rq-2", job("conf.rq2"))
+	poisoned.MaxAttempts = 3
+	f.enqueue(ob, exhausted, poisoned, withID("rq-3", job("conf.rq3")))
+	// rq-1 exhausts its only attempt with a retry scheduled an hour ahead.
+	require.NoError(t, ob.Retry(f.ctx, f.claimOne(ob, "conf.rq1").Claim(),
+		ports.RetryOptions{At: now.Add(time.Hour), LastError: "conformance: exhausted"}))
+	require.NoError(t, ob.DeadLetter(f.ctx, f.claimOne(ob, "conf.rq2").Claim(), "conformance: poisoned"))
+	require.Equal(t, []string{"rq-1", "rq-2"}, recordIDs(f.list(ob, ports.OutboxFilter{Status: ports.StatusDead})))
+
+	n, err := ob.Requeue(f.ctx, "rq-1")
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	r := f.record(ob, "rq-1")
+	require.Equal(t, ports.StatusPending, r.Status)
+	require.Zero(t, r.Attempts, "Requeue resets attempts")
+	require.Equal(t, "conformance: exhausted", r.LastError, "Requeue keeps the last error")
+	require.False(t, r.AvailableAt.After(now), "a requeued message is claimable now")
+	c := f.claimOne(ob, "conf.rq1")
+	require.Equal(t, "rq-1", c.ID)
+	require.Equal(t, 1, c.Attempts)
+	require.Equal(t, "conformance: exhausted", c.LastError)
+
+	n, err = ob.Requeue(f.ctx, "rq-3", "conformance-unknown")
+	require.NoError(t, err)
+	require.Zero(t, n, "Requeue ignores messages that are not dead")
+	require.Equal(t, ports.StatusPending, f.record(ob, "rq-3").Status)
+
+	n, err = ob.Requeue(f.ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n, "Requeue without IDs requeues every dead letter")
+	require.Equal(t, "rq-2", f.claimOne(ob, "conf.rq2").ID)
+	n, err = ob.Requeue(f.ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	require.Zero(t, f.stats(ob).Dead)
+}
+
+func testPurge(t *testing.T, h Harness) {
+	f := setup(t, h)
+	ob := f.outbox(f.db)
+	t0 := f.clock.Now()
+	f.enqueue(ob, withID("pg-a", job("conf.pa")), withID("pg-b", job("conf.pb")), withID("pg-p", job("conf.pp")))
+	require.NoError(t, ob.DeadLetter(f.ctx, f.claimOne(ob, "conf.pa").Claim(), "a"))
+	c := f.claimOne(ob, "conf.pb")
+	f.clock.Advance(time.Hour)
+	require.NoError(t, ob.DeadLetter(f.ctx, c.Claim(), "b"))
+
+	n, err := ob.Purge(f.ctx, t0.Add(30*time.Minute))
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n, "pg-a was dead-lettered before the cut-off")
+	require.Equal(t, []string{"pg-b", "pg-p"}, recordIDs(f.listAll(ob)), "pending messages and newer dead letters stay")
+
+	n, err = ob.Purge(f.ctx, t0.Add(time.Hour))
+	require.NoError(t, err)
+	require.Zero(t, n, "pg-b was updated at the cut-off, not before it")
+
+	n, err = ob.Purge(f.ctx, t0.Add(2*time.Hour))
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	require.Equal(t, []string{"pg-p"}, recordIDs(f.listAll(ob)))
+	st := f.stats(ob)
+	require.Zero(t, st.Dead)
+	require.EqualValues(t, 1, st.Ready, "Purge never deletes pending messages")
+}

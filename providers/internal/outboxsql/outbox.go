@@ -1,0 +1,321 @@
+// Package outboxsql is the outbox shared by every provider: validation,
+// enqueue, completion, retry, admin queries and row scanning are written once
+// here; a Dialect supplies the claim statement, the DDL and the few clauses
+// that differ.
+package outboxsql
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/ports"
+)
+
+// Defaults.
+const (
+	DefaultTableName   = "outbox_messages"
+	DefaultMaxAttempts = 10
+	// enqueueChunk bounds the rows of one INSERT statement.
+	enqueueChunk = 500
+	// LeaseExpiredError is the last error of a message dead-lettered because
+	// its lease expired on its final attempt.
+	LeaseExpiredError = "lease expired on the final attempt (worker crashed or too slow)"
+)
+
+// Options configures an outbox. The zero value means defaults.
+type Options struct {
+	// TableName is a validated identifier, optionally schema-qualified.
+	// Default "outbox_messages".
+	TableName string
+	// Now is the clock for every time comparison; nil means time.Now. All
+	// comparisons use this clock, never the database's.
+	Now func() time.Time
+	// DefaultMaxAttempts applies to messages enqueued with MaxAttempts 0.
+	// Default 10.
+	DefaultMaxAttempts int
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.TableName == "" {
+		o.TableName = DefaultTableName
+	}
+	if o.DefaultMaxAttempts == 0 {
+		o.DefaultMaxAttempts = DefaultMaxAttempts
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func (o *Options) validate() error {
+	if err := core.ValidateIdentifier(o.TableName); err != nil {
+		return fmt.Errorf("outbox table name: %w", err)
+	}
+	if o.DefaultMaxAttempts < 0 {
+		return core.Invalidf("outbox DefaultMaxAttempts %d is negative", o.DefaultMaxAttempts)
+	}
+	return nil
+}
+
+// Names holds the quoted SQL names derived from a validated table name.
+type Names struct {
+	// Raw is the validated table name as given.
+	Raw string
+	// Table is the quoted (possibly schema-qualified) table name.
+	Table string
+	// Schema is the quoted schema prefix with its dot ("" when unqualified).
+	Schema string
+	// Base is the unquoted table name without schema.
+	Base string
+	// ClaimIndex and KeyIndex are unquoted index names.
+	ClaimIndex string
+	KeyIndex   string
+}
+
+// NewNames derives Names with quote.
+func NewNames(table string, quote func(string) string) Names {
+	n := Names{Raw: table, Base: table}
+	if i := strings.IndexByte(table, '.'); i >= 0 {
+		n.Schema = quote(table[:i]) + "."
+		n.Base = table[i+1:]
+	}
+	n.Table = n.Schema + quote(n.Base)
+	n.ClaimIndex = n.Base + "_claim_idx"
+	n.KeyIndex = n.Base + "_key_idx"
+	return n
+}
+
+// ClaimParams are the inputs of a dialect's claim.
+type ClaimParams struct {
+	Now         string // FormatTime(now)
+	LockedUntil string // FormatTime(now + lease)
+	TokenPrefix string // the claim's random prefix; a message's token is prefix + id
+	Limit       int
+	Topics      []string
+}
+
+// Dialect supplies what differs between databases.
+type Dialect struct {
+	// Name is "sqlite", "postgres" or "mysql".
+	Name string
+	// Quote quotes one validated identifier part.
+	Quote func(string) string
+	// Translate classifies driver errors (see core.DBError).
+	Translate func(error) error
+	// Setup returns the CREATE TABLE / INDEX statements.
+	Setup func(n Names) []string
+	// Claim claims messages and returns the updated rows: both claimed
+	// messages and ones it dead-lettered (status dead).
+	Claim func(ctx context.Context, db bun.IDB, q *Queries, p ClaimParams) ([]Record, error)
+	// Returning is true when DELETE/UPDATE ... RETURNING is available.
+	Returning bool
+	// AfterEnqueue, when set, runs after a successful Enqueue in the same
+	// handle (PostgreSQL's pg_notify).
+	AfterEnqueue func(ctx context.Context, db bun.IDB, n Names, topics []string) error
+}
+
+// Outbox is the shared implementation of ports.Outbox and ports.OutboxAdmin.
+type Outbox struct {
+	db      bun.IDB
+	opts    Options
+	dialect *Dialect
+	q       *Queries
+}
+
+// New returns an outbox on db.
+func New(db bun.IDB, opts Options, d *Dialect) (*Outbox, error) {
+	if db == nil {
+		return nil, core.Invalidf("outbox: nil database handle")
+	}
+	opts.setDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	return &Outbox{db: db, opts: opts, dialect: d, q: newQueries(NewNames(opts.TableName, d.Quote))}, nil
+}
+
+// SetupStatements returns the DDL for opts.
+func SetupStatements(opts Options, d *Dialect) ([]string, error) {
+	opts.setDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	return d.Setup(NewNames(opts.TableName, d.Quote)), nil
+}
+
+// WithDB returns a copy bound to db (typically a transaction). Cheap: the
+// SQL is shared.
+func (o *Outbox) WithDB(db bun.IDB) *Outbox {
+	c := *o
+	c.db = db
+	return &c
+}
+
+// DB returns the bound handle.
+func (o *Outbox) DB() bun.IDB { return o.db }
+
+// Queries returns the prepared SQL texts (for dialect tests and EXPLAIN).
+func (o *Outbox) Queries() *Queries { return o.q }
+
+func (o *Outbox) now() time.Time { return core.Clock(o.opts.Now).Now() }
+
+func (o *Outbox) wrap(op string, err error) error {
+	return fmt.Errorf("outbox %s: %w", op, o.dialect.Translate(err))
+}
+
+// Enqueue implements ports.Outbox.
+func (o *Outbox) Enqueue(ctx context.Context, msgs ...ports.OutboxMessage) ([]string, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	now := o.now()
+	nowS := core.FormatTime(now)
+	ids := make([]string, len(msgs))
+	rows := make([][]any, len(msgs))
+	topics := make([]string, 0, 1)
+	for i, m := range msgs {
+		row, err := o.prepare(m, now, nowS)
+		if err != nil {
+			return nil, fmt.Errorf("outbox enqueue: message %d: %w", i, err)
+		}
+		ids[i] = row[0].(string)
+		rows[i] = row
+		if !contains(topics, m.Topic) {
+			topics = append(topics, m.Topic)
+		}
+	}
+	for start := 0; start < len(rows); start += enqueueChunk {
+		end := min(start+enqueueChunk, len(rows))
+		query, args := o.q.insert(rows[start:end])
+		if _, err := o.db.ExecContext(ctx, query, args...); err != nil {
+			return nil, o.wrap("enqueue", err)
+		}
+	}
+	if o.dialect.AfterEnqueue != nil {
+		if err := o.dialect.AfterEnqueue(ctx, o.db, o.q.n, topics); err != nil {
+			return nil, o.wrap("enqueue notify", err)
+		}
+	}
+	return ids, nil
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (o *Outbox) prepare(m ports.OutboxMessage, now time.Time, nowS string) ([]any, error) {
+	switch {
+	case m.Topic == "":
+		return nil, core.Invalidf("empty topic; every message needs a topic that routes it to a handler")
+	case len(m.Payload) == 0:
+		return nil, core.Invalidf("topic %q: nil payload; use a JSON value (at least {} or null)", m.Topic)
+	case !json.Valid(m.Payload):
+		return nil, core.Invalidf("topic %q: payload is not valid JSON", m.Topic)
+	case m.MaxAttempts < 0:
+		return nil, core.Invalidf("topic %q: MaxAttempts %d is negative; use 0 for the default", m.Topic, m.MaxAttempts)
+	}
+	if err := core.CheckLength("topic", m.Topic); err != nil {
+		return nil, err
+	}
+	if err := core.CheckLength("key", m.Key); err != nil {
+		return nil, err
+	}
+	if m.ID != "" {
+		if err := core.CheckLength("id", m.ID); err != nil {
+			return nil, err
+		}
+	}
+	kind := m.Kind
+	switch kind {
+	case "":
+		kind = ports.KindEvent
+	case ports.KindEvent, ports.KindJob:
+	default:
+		return nil, core.Invalidf("topic %q: unknown kind %q; use %q or %q", m.Topic, kind, ports.KindEvent, ports.KindJob)
+	}
+	id := m.ID
+	if id == "" {
+		id = core.NewID()
+	}
+	maxAttempts := m.MaxAttempts
+	if maxAttempts == 0 {
+		maxAttempts = o.opts.DefaultMaxAttempts
+	}
+	availableAt := nowS
+	if !m.AvailableAt.IsZero() {
+		availableAt = core.FormatTime(m.AvailableAt)
+	}
+	var headers, key any
+	if len(m.Headers) > 0 {
+		b, err := json.Marshal(m.Headers)
+		if err != nil {
+			return nil, fmt.Errorf("topic %q: encode headers: %w", m.Topic, err)
+		}
+		headers = string(b)
+	}
+	if m.Key != "" {
+		key = m.Key
+	}
+	_ = now
+	return []any{id, string(kind), m.Topic, key, string(m.Payload), headers, string(ports.StatusPending),
+		0, maxAttempts, availableAt, nil, nil, nil, nowS, nowS}, nil
+}
+
+// Claim implements ports.Outbox.
+func (o *Outbox) Claim(ctx context.Context, opts ports.ClaimOptions) ([]ports.ClaimedMessage, error) {
+	if opts.Limit <= 0 {
+		return nil, fmt.Errorf("outbox claim: %w", core.Invalidf("Limit %d must be positive", opts.Limit))
+	}
+	if opts.Lease <= 0 {
+		return nil, fmt.Errorf("outbox claim: %w", core.Invalidf("Lease %v must be positive", opts.Lease))
+	}
+	now := o.now()
+	p := ClaimParams{
+		Now:         core.FormatTime(now),
+		LockedUntil: core.FormatTime(now.Add(opts.Lease)),
+		TokenPrefix: core.NewToken() + ":",
+		Limit:       opts.Limit,
+		Topics:      opts.Topics,
+	}
+	recs, err := o.dialect.Claim(ctx, o.db, o.q, p)
+	if err != nil {
+		return nil, o.wrap("claim", err)
+	}
+	msgs := make([]ports.ClaimedMessage, 0, len(recs))
+	var deadIDs []string
+	for i := range recs {
+		if recs[i].Status == ports.StatusDead {
+			deadIDs = append(deadIDs, recs[i].ID)
+			continue
+		}
+		msgs = append(msgs, recs[i].Claimed())
+	}
+	// RETURNING and read-backs give rows in no defined order; hand them out in
+	// claim order.
+	slices.SortFunc(msgs, func(a, b ports.ClaimedMessage) int {
+		if c := a.AvailableAt.Compare(b.AvailableAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	if len(deadIDs) > 0 {
+		o.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "outbox messages dead-lettered: lease expired on final attempt",
+			slog.Int("count", len(deadIDs)), slog.String("first_id", deadIDs[0]))
+	}
+	return msgs, nil
+}

@@ -1,0 +1,182 @@
+package outboxsql
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/ports"
+)
+
+// Columns is the outbox column list in scan order.
+const Columns = "id, kind, topic, ordering_key, payload, headers, status, attempts, max_attempts, available_at, locked_until, claim_token, last_error, created_at, updated_at"
+
+// Queries holds the SQL texts of one outbox table, built once from
+// validated, quoted names. User input only ever travels as arguments.
+type Queries struct {
+	n Names
+
+	insertPrefix string
+	complete     string
+	completeRet  string
+	retry        string
+	deadLetter   string
+	extend       string
+	release      string
+	releaseRet   string
+	present      string
+	stats        string
+}
+
+func newQueries(n Names) *Queries {
+	t := n.Table
+	return &Queries{
+		n:            n,
+		insertPrefix: "INSERT INTO " + t + " (" + Columns + ") VALUES ",
+		complete:     "DELETE FROM " + t + " WHERE id IN (?) AND claim_token IN (?)",
+		completeRet:  "DELETE FROM " + t + " WHERE id IN (?) AND claim_token IN (?) RETURNING id",
+		retry: "UPDATE " + t + " SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'pending' END," +
+			" available_at = ?, locked_until = NULL, claim_token = NULL, last_error = ?, updated_at = ?" +
+			" WHERE id = ? AND claim_token = ? AND status = 'pending'",
+		deadLetter: "UPDATE " + t + " SET status = 'dead', locked_until = NULL, claim_token = NULL, last_error = ?, updated_at = ?" +
+			" WHERE id = ? AND claim_token = ? AND status = 'pending'",
+		extend: "UPDATE " + t + " SET locked_until = ?, updated_at = ? WHERE id = ? AND claim_token = ? AND status = 'pending'",
+		release: "UPDATE " + t + " SET attempts = attempts - 1, locked_until = NULL, claim_token = NULL, updated_at = ?" +
+			" WHERE id IN (?) AND claim_token IN (?) AND status = 'pending'",
+		releaseRet: "UPDATE " + t + " SET attempts = attempts - 1, locked_until = NULL, claim_token = NULL, updated_at = ?" +
+			" WHERE id IN (?) AND claim_token IN (?) AND status = 'pending' RETURNING id",
+		present: "SELECT id FROM " + t + " WHERE id IN (?) AND claim_token IN (?)",
+		stats: "SELECT" +
+			" COALESCE(SUM(CASE WHEN status = 'pending' AND available_at <= ? AND (locked_until IS NULL OR locked_until <= ?) THEN 1 ELSE 0 END), 0)," +
+			" COALESCE(SUM(CASE WHEN status = 'pending' AND available_at > ? AND (locked_until IS NULL OR locked_until <= ?) THEN 1 ELSE 0 END), 0)," +
+			" COALESCE(SUM(CASE WHEN status = 'pending' AND locked_until > ? THEN 1 ELSE 0 END), 0)," +
+			" COALESCE(SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END), 0)," +
+			" MIN(CASE WHEN status = 'pending' AND available_at <= ? AND (locked_until IS NULL OR locked_until <= ?) THEN available_at END)" +
+			" FROM " + t,
+	}
+}
+
+// Names returns the table's names.
+func (q *Queries) Names() Names { return q.n }
+
+func (q *Queries) insert(rows [][]any) (string, []any) {
+	var b strings.Builder
+	b.Grow(len(q.insertPrefix) + len(rows)*48)
+	b.WriteString(q.insertPrefix)
+	args := make([]any, 0, len(rows)*15)
+	for i, r := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, r...)
+	}
+	return b.String(), args
+}
+
+// Eligible returns the shared eligibility subquery: the IDs of up to Limit
+// claimable messages in claim order. hint follows the table reference (e.g.
+// SQLite's INDEXED BY); suffix follows LIMIT (e.g. FOR UPDATE SKIP LOCKED).
+// Messages whose lease expired on their final attempt are included so the
+// claim can dead-letter them. Arguments: Eligible's args.
+func (q *Queries) Eligible(p ClaimParams, hint, suffix string) (string, []any) {
+	var b strings.Builder
+	t := q.n.Table
+	b.WriteString("SELECT c.id FROM " + t + " AS c" + hint)
+	b.WriteString(" WHERE c.status = 'pending' AND c.available_at <= ? AND (c.locked_until IS NULL OR c.locked_until <= ?)")
+	args := []any{p.Now, p.Now}
+	if len(p.Topics) > 0 {
+		b.WriteString(" AND c.topic IN (?)")
+		args = append(args, bun.In(p.Topics))
+	}
+	b.WriteString(" AND (c.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM " + t +
+		" AS e WHERE e.ordering_key = c.ordering_key AND e.status = 'pending' AND e.id < c.id))")
+	b.WriteString(" ORDER BY c.available_at, c.id LIMIT ?")
+	args = append(args, p.Limit)
+	b.WriteString(suffix)
+	return b.String(), args
+}
+
+// ClaimSet returns the SET clause shared by the claim statements: claimable
+// rows get a token, a lease and one more attempt; rows whose lease expired
+// on their final attempt become dead. concat renders "prefix || id" for the
+// dialect. Its arguments come first in args order.
+func (q *Queries) ClaimSet(p ClaimParams, concatPrefixID string) (string, []any) {
+	const final = "attempts >= max_attempts"
+	set := "status = CASE WHEN " + final + " THEN 'dead' ELSE 'pending' END," +
+		" claim_token = CASE WHEN " + final + " THEN NULL ELSE " + concatPrefixID + " END," +
+		" locked_until = CASE WHEN " + final + " THEN NULL ELSE ? END," +
+		" last_error = CASE WHEN " + final + " THEN ? ELSE last_error END," +
+		" updated_at = ?," +
+		" attempts = CASE WHEN " + final + " THEN attempts ELSE attempts + 1 END"
+	return set, []any{p.TokenPrefix, p.LockedUntil, LeaseExpiredError, p.Now}
+}
+
+// Record is one stored row.
+type Record struct {
+	ports.OutboxRecord
+	Token string
+}
+
+// Claimed converts a claimed row.
+func (r *Record) Claimed() ports.ClaimedMessage {
+	return ports.ClaimedMessage{
+		ID: r.ID, Kind: r.Kind, Topic: r.Topic, Key: r.Key, Payload: r.Payload, Headers: r.Headers,
+		Attempts: r.Attempts, MaxAttempts: r.MaxAttempts, AvailableAt: r.AvailableAt,
+		LockedUntil: r.LockedUntil, LastError: r.LastError, CreatedAt: r.CreatedAt, Token: r.Token,
+	}
+}
+
+// ScanRecords reads rows selected with Columns and closes them.
+func ScanRecords(rows *sql.Rows) ([]Record, error) {
+	defer rows.Close()
+	var out []Record
+	for rows.Next() {
+		var (
+			r                                  Record
+			kind, status, payload              string
+			key, headers, locked, token, lastE sql.NullString
+			avail, created, updated            string
+		)
+		if err := rows.Scan(&r.ID, &kind, &r.Topic, &key, &payload, &headers, &status, &r.Attempts, &r.MaxAttempts,
+			&avail, &locked, &token, &lastE, &created, &updated); err != nil {
+			return nil, err
+		}
+		r.Kind, r.Status, r.Key, r.Token, r.LastError = ports.MessageKind(kind), ports.MessageStatus(status), key.String, token.String, lastE.String
+		r.Payload = json.RawMessage(payload)
+		if headers.Valid && headers.String != "" {
+			if err := json.Unmarshal([]byte(headers.String), &r.Headers); err != nil {
+				return nil, fmt.Errorf("message %s: decode headers: %w", r.ID, err)
+			}
+		}
+		var err error
+		if r.AvailableAt, err = core.ParseTime(avail); err != nil {
+			return nil, err
+		}
+		if locked.Valid {
+			if r.LockedUntil, err = core.ParseTime(locked.String); err != nil {
+				return nil, err
+			}
+		}
+		if r.CreatedAt, err = core.ParseTime(created); err != nil {
+			return nil, err
+		}
+		if r.UpdatedAt, err = core.ParseTime(updated); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func parseOptTime(s sql.NullString) (time.Time, error) {
+	if !s.Valid || s.String == "" {
+		return time.Time{}, nil
+	}
+	return core.ParseTime(s.String)
+}

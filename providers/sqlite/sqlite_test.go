@@ -1,0 +1,234 @@
+package sqlite_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
+
+	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/ports"
+	"github.com/wharf-go/wharf/providers/internal/outboxsql"
+	"github.com/wharf-go/wharf/providers/sqlite"
+)
+
+func TestDSN(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		url        string
+		wantMemory bool
+		want       []string // query values that must be present
+		notWant    []string
+	}{
+		{name: "AddsDefaultsToAFilePath", url: "file:app.db",
+			want: []string{"busy_timeout(10000)", "journal_mode(WAL)", "foreign_keys(1)", "_txlock=immediate"}},
+		{name: "KeepsTheUsersBusyTimeout", url: "file:app.db?_pragma=busy_timeout(50)",
+			want: []string{"busy_timeout(50)", "journal_mode(WAL)"}, notWant: []string{"busy_timeout(10000)"}},
+		{name: "KeepsTheUsersJournalModeAndTxlock", url: "file:/tmp/x.db?_pragma=journal_mode(DELETE)&_txlock=deferred",
+			want: []string{"journal_mode(DELETE)", "_txlock=deferred"}, notWant: []string{"journal_mode(WAL)", "_txlock=immediate"}},
+		{name: "MemoryHasNoWAL", url: ":memory:", wantMemory: true,
+			want: []string{"busy_timeout(10000)", "_txlock=immediate"}, notWant: []string{"journal_mode(WAL)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dsn, memory, err := sqlite.DSN(tt.url)
+			require.NoError(t, err)
+			require.Equal(t, tt.wantMemory, memory)
+			decoded, err := url.QueryUnescape(dsn)
+			require.NoError(t, err)
+			for _, w := range tt.want {
+				require.Contains(t, decoded, w)
+			}
+			for _, w := range tt.notWant {
+				require.NotContains(t, decoded, w)
+			}
+		})
+	}
+}
+
+func TestDSNRejectsMalformedURLs(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{"", "app.db", "postgres://u:p@h/db", "file:", "file:x.db?%zz"} {
+		_, _, err := sqlite.DSN(u)
+		require.Error(t, err, u)
+		require.ErrorIs(t, err, ports.ErrInvalidArgument, u)
+	}
+}
+
+func TestProviderBoot(t *testing.T) {
+	t.Run("MissingVariableNamesIt", func(t *testing.T) {
+		t.Setenv(sqlite.EnvVar, "")
+		app := core.NewApp(core.AppOptions{})
+		require.NoError(t, app.Register(sqlite.NewProvider(sqlite.Options{})))
+		err := app.Start(context.Background())
+		require.ErrorContains(t, err, "SQLITE_DB_URL is not set")
+	})
+	t.Run("MalformedVariableNamesIt", func(t *testing.T) {
+		t.Setenv(sqlite.EnvVar, "mysql://nope")
+		app := core.NewApp(core.AppOptions{})
+		require.NoError(t, app.Register(sqlite.NewProvider(sqlite.Options{})))
+		err := app.Start(context.Background())
+		require.ErrorContains(t, err, "SQLITE_DB_URL")
+		require.ErrorContains(t, err, "must start with \"file:\"")
+	})
+	t.Run("InstallsAndClosesTheDB", func(t *testing.T) {
+		t.Setenv(sqlite.EnvVar, "file:"+filepath.Join(t.TempDir(), "boot.db"))
+		app := core.NewApp(core.AppOptions{})
+		require.NoError(t, app.Register(sqlite.NewProvider(sqlite.Options{})))
+		require.NoError(t, app.Start(context.Background()))
+		db, err := core.Port[*bun.DB](app, "db")
+		require.NoError(t, err)
+		require.NoError(t, db.PingContext(context.Background()))
+		require.NoError(t, app.Stop(context.Background()))
+		require.Error(t, db.PingContext(context.Background()), "db must be closed after Stop")
+		_, err = core.Port[*bun.DB](app, "db")
+		require.ErrorIs(t, err, core.ErrPortNotFound)
+	})
+	t.Run("MemoryDatabaseWorksAcrossStatements", func(t *testing.T) {
+		ctx := context.Background()
+		db, err := sqlite.Open(ctx, ":memory:")
+		require.NoError(t, err)
+		defer db.Close()
+		require.NoError(t, sqlite.Migrate(ctx, db, sqlite.MigrateOptions{}))
+		ob, err := sqlite.NewOutbox(db, sqlite.OutboxOptions{})
+		require.NoError(t, err)
+		_, err = ob.Enqueue(ctx, ports.OutboxMessage{Topic: "t", Payload: json.RawMessage(`{}`)})
+		require.NoError(t, err)
+		st, err := ob.Stats(ctx)
+		require.NoError(t, err)
+		require.EqualValues(t, 1, st.Ready)
+	})
+}
+
+// TestClaimUsesTheClaimIndex checks the plan of the claim on a table with
+// many delivered-and-dead rows and fresh statistics: the eligible scan must
+// search the partial claim index, not the table.
+func TestClaimUsesTheClaimIndex(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := newTestDB(t)
+	require.NoError(t, sqlite.Migrate(ctx, db, sqlite.MigrateOptions{}))
+	ob, err := sqlite.NewOutbox(db, sqlite.OutboxOptions{})
+	require.NoError(t, err)
+	msgs := make([]ports.OutboxMessage, 2000)
+	for i := range msgs {
+		msgs[i] = ports.OutboxMessage{Topic: "t", Key: fmt.Sprintf("k%d", i%50), Payload: json.RawMessage(`{}`)}
+	}
+	_, err = ob.Enqueue(ctx, msgs...)
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, "UPDATE outbox_messages SET status = 'dead' WHERE rowid % 10 != 0")
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, "ANALYZE")
+	require.NoError(t, err)
+
+	query, args := sqlite.ClaimQuery(ob.Queries(), outboxsql.ClaimParams{
+		Now: core.FormatTime(time.Now()), LockedUntil: core.FormatTime(time.Now().Add(time.Minute)),
+		TokenPrefix: "x:", Limit: 10,
+	})
+	rows, err := db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
+	require.NoError(t, err)
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		require.NoError(t, rows.Scan(&id, &parent, &notused, &detail))
+		plan = append(plan, detail)
+	}
+	require.NoError(t, rows.Err())
+	joined := strings.Join(plan, "\n")
+	require.Contains(t, joined, "USING INDEX outbox_messages_claim_idx", joined)
+	require.Contains(t, joined, "outbox_messages_key_idx", "the per-key check must use the key index:\n"+joined)
+	require.NotContains(t, joined, "SCAN c\n", joined)
+}
+
+// TestUnitOfWorkRetriesRealBusy holds SQLite's write lock from a second
+// connection so that the unit of work's BEGIN IMMEDIATE fails with a real
+// SQLITE_BUSY; the unit of work must retry and succeed once the lock is gone.
+func TestUnitOfWorkRetriesRealBusy(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "busy.db")
+	db, err := sqlite.Open(ctx, "file:"+path+"?_pragma=busy_timeout(20)")
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.ExecContext(ctx, "CREATE TABLE items (id INTEGER PRIMARY KEY)")
+	require.NoError(t, err)
+
+	holder, err := sqlite.Open(ctx, "file:"+path)
+	require.NoError(t, err)
+	defer holder.Close()
+	lock, err := holder.BeginTx(ctx, nil) // BEGIN IMMEDIATE: takes the write lock
+	require.NoError(t, err)
+
+	// The unit of work logs each retry; the first log releases the lock.
+	retried := make(chan struct{})
+	var once sync.Once
+	logger := slog.New(handlerFunc(func(r slog.Record) {
+		if strings.Contains(r.Message, "retrying transaction") {
+			once.Do(func() { close(retried) })
+		}
+	}))
+	probe, err := sqlite.NewUnitOfWork(db, func(tx bun.IDB, _ ports.EventRecorder) (bun.IDB, error) { return tx, nil },
+		sqlite.UnitOfWorkOptions{MaxAttempts: 1})
+	require.NoError(t, err)
+	perr := probe.Transaction(ctx, func(ctx context.Context, tx bun.IDB) error { return nil })
+	require.ErrorIs(t, perr, ports.ErrBusy, "with the lock held, a single attempt must fail with a classified SQLITE_BUSY")
+	require.ErrorIs(t, perr, ports.ErrRetryable)
+
+	uow, err := sqlite.NewUnitOfWork(db, func(tx bun.IDB, _ ports.EventRecorder) (bun.IDB, error) { return tx, nil },
+		sqlite.UnitOfWorkOptions{MaxAttempts: 1000, RetryDelay: time.Millisecond, Logger: logger})
+	require.NoError(t, err)
+	go func() {
+		<-retried
+		_ = lock.Rollback()
+	}()
+	var runs atomic.Int32
+	err = uow.Transaction(ctx, func(ctx context.Context, tx bun.IDB) error {
+		runs.Add(1)
+		_, err := tx.ExecContext(ctx, "INSERT INTO items (id) VALUES (1)")
+		return err
+	})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, runs.Load(), "fn runs only once BEGIN succeeds")
+	var n int
+	require.NoError(t, db.QueryRowContext(ctx, "SELECT COUNT(*) FROM items").Scan(&n))
+	require.Equal(t, 1, n)
+}
+
+type handlerFunc func(slog.Record)
+
+func (h handlerFunc) Enabled(context.Context, slog.Level) bool      { return true }
+func (h handlerFunc) Handle(_ context.Context, r slog.Record) error { h(r); return nil }
+func (h handlerFunc) WithAttrs([]slog.Attr) slog.Handler            { return h }
+func (h handlerFunc) WithGroup(string) slog.Handler                 { return h }
+
+func TestTranslateError(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := newTestDB(t)
+	_, err := db.ExecContext(ctx, "CREATE TABLE u (id INTEGER PRIMARY KEY, name TEXT UNIQUE)")
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, "INSERT INTO u (id, name) VALUES (1, 'a')")
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, "INSERT INTO u (id, name) VALUES (2, 'a')")
+	require.ErrorIs(t, sqlite.TranslateError(err), ports.ErrUniqueViolation)
+	_, err = db.ExecContext(ctx, "INSERT INTO u (id, name) VALUES (1, 'b')")
+	require.ErrorIs(t, sqlite.TranslateError(err), ports.ErrUniqueViolation)
+	plain := errors.New("plain")
+	require.Equal(t, plain, sqlite.TranslateError(plain))
+	require.NoError(t, sqlite.TranslateError(nil))
+}
