@@ -23,6 +23,8 @@ import (
 const (
 	DefaultTableName   = "outbox_messages"
 	DefaultMaxAttempts = 10
+	// maxClaimRounds bounds the claim's re-runs after dead-lettering.
+	maxClaimRounds = 8
 	// enqueueChunk bounds the rows of one INSERT statement.
 	enqueueChunk = 500
 	// LeaseExpiredError is the last error of a message dead-lettered because
@@ -292,18 +294,28 @@ func (o *Outbox) Claim(ctx context.Context, opts ports.ClaimOptions) ([]ports.Cl
 		Limit:       opts.Limit,
 		Topics:      opts.Topics,
 	}
-	recs, err := o.dialect.Claim(ctx, o.db, o.q, p)
-	if err != nil {
-		return nil, o.wrap("claim", err)
-	}
-	msgs := make([]ports.ClaimedMessage, 0, len(recs))
+	msgs := make([]ports.ClaimedMessage, 0, opts.Limit)
 	var deadIDs []string
-	for i := range recs {
-		if recs[i].Status == ports.StatusDead {
-			deadIDs = append(deadIDs, recs[i].ID)
-			continue
+	// Rows dead-lettered by the claim (lease expired on the final attempt)
+	// count against the limit; claim again so they never hide ready work.
+	for round := 0; round < maxClaimRounds; round++ {
+		recs, err := o.dialect.Claim(ctx, o.db, o.q, p)
+		if err != nil {
+			return nil, o.wrap("claim", err)
 		}
-		msgs = append(msgs, recs[i].Claimed())
+		dead := 0
+		for i := range recs {
+			if recs[i].Status == ports.StatusDead {
+				deadIDs = append(deadIDs, recs[i].ID)
+				dead++
+				continue
+			}
+			msgs = append(msgs, recs[i].Claimed())
+		}
+		if dead == 0 || len(msgs) >= opts.Limit {
+			break
+		}
+		p.Limit = opts.Limit - len(msgs)
 	}
 	// RETURNING and read-backs give rows in no defined order; hand them out in
 	// claim order.
