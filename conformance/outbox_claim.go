@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ func outboxClaimTests() []testCase {
 		{"ExtendRejectsNonPositiveLease", testExtendInvalid},
 		{"ReleaseRefundsAttemptAndKeepsPlace", testRelease},
 		{"ExpiredLeaseOnFinalAttemptIsDeadLettered", testExpiredFinal},
+		{"DeadLetteringExpiredFinalAttemptsDoesNotHideReadyWork", testExpiredFinalKeepsLimit},
 		{"SameKeyMessagesAreHandedOutOneAtATime", testKeyOneAtATime},
 		{"LaterKeyedMessageWaitsForEarlierRetry", testKeyWaitsForRetry},
 		{"LaterKeyedMessageWaitsForEarlierScheduled", testKeyWaitsForScheduled},
@@ -509,6 +511,26 @@ func testExpiredFinal(t *testing.T, h Harness) {
 	f.clock.Advance(24 * time.Hour)
 	f.claimNone(ob, "x-1 is dead, and x-2's lease expired on its final attempt too")
 	require.EqualValues(t, 2, f.stats(ob).Dead)
+}
+
+func testExpiredFinalKeepsLimit(t *testing.T, h Harness) {
+	f := setup(t, h)
+	ob := f.outbox(f.db)
+	var msgs []ports.OutboxMessage
+	for i := 0; i < 5; i++ {
+		m := withID(fmt.Sprintf("e-%d", i), job("conf.final"))
+		m.MaxAttempts = 1
+		msgs = append(msgs, m)
+	}
+	f.enqueue(ob, msgs...)
+	require.Len(t, f.claim(ob, 5), 5)
+	f.clock.Advance(testLease + time.Second)
+	f.enqueue(ob, withID("ready-1", job("conf.final")))
+
+	got := f.claim(ob, 1)
+	require.Equal(t, []string{"ready-1"}, claimedIDs(got),
+		"the five expired final attempts are dead-lettered, and the claim still hands out the ready message")
+	require.EqualValues(t, 5, f.stats(ob).Dead)
 }
 
 func testKeyOneAtATime(t *testing.T, h Harness) {

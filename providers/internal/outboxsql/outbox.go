@@ -23,8 +23,6 @@ import (
 const (
 	DefaultTableName   = "outbox_messages"
 	DefaultMaxAttempts = 10
-	// maxClaimRounds bounds the claim's re-runs after dead-lettering.
-	maxClaimRounds = 8
 	// enqueueChunk bounds the rows of one INSERT statement.
 	enqueueChunk = 500
 	// LeaseExpiredError is the last error of a message dead-lettered because
@@ -298,7 +296,9 @@ func (o *Outbox) Claim(ctx context.Context, opts ports.ClaimOptions) ([]ports.Cl
 	var deadIDs []string
 	// Rows dead-lettered by the claim (lease expired on the final attempt)
 	// count against the limit; claim again so they never hide ready work.
-	for round := 0; round < maxClaimRounds; round++ {
+	// Every such round dead-letters at least one row for good, so the loop
+	// ends.
+	for {
 		recs, err := o.dialect.Claim(ctx, o.db, o.q, p)
 		if err != nil {
 			return nil, o.wrap("claim", err)
