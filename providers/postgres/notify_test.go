@@ -1,0 +1,469 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
+
+	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/ports"
+	"github.com/wharf-go/wharf/providers/postgres"
+)
+
+// Waits of the notification tests: a notification that must arrive gets a
+// generous bound; one that must not arrive is given a short window.
+const (
+	mustArrive  = 10 * time.Second
+	mustNotCome = 300 * time.Millisecond
+)
+
+func requireWake(t *testing.T, ch <-chan struct{}, why string) {
+	t.Helper()
+	select {
+	case _, ok := <-ch:
+		require.True(t, ok, "the notification channel closed while waiting: %s", why)
+	case <-time.After(mustArrive):
+		require.FailNow(t, "no notification within "+mustArrive.String(), why)
+	}
+}
+
+func requireQuiet(t *testing.T, ch <-chan struct{}, why string) {
+	t.Helper()
+	select {
+	case <-ch:
+		require.FailNow(t, "unexpected notification", why)
+	case <-time.After(mustNotCome):
+	}
+}
+
+func requireClosed(t *testing.T, ch <-chan struct{}) {
+	t.Helper()
+	deadline := time.After(mustArrive)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-deadline:
+			require.FailNow(t, "the notification channel was not closed after ctx ended")
+		}
+	}
+}
+
+func msg(topic string) ports.OutboxMessage {
+	return ports.OutboxMessage{Topic: topic, Payload: json.RawMessage(`{}`)}
+}
+
+// notifyFixture is a fresh schema with an outbox table of a unique name, so
+// that its notification channel is the test's alone.
+type notifyFixture struct {
+	ctx   context.Context
+	db    *bun.DB
+	table string
+}
+
+func newNotifyFixture(t *testing.T) *notifyFixture {
+	t.Helper()
+	f := &notifyFixture{ctx: context.Background(), db: newTestDB(t), table: randomName("nt_")}
+	require.NoError(t, postgres.Migrate(f.ctx, f.db, postgres.MigrateOptions{Outbox: postgres.OutboxOptions{TableName: f.table}}))
+	return f
+}
+
+func (f *notifyFixture) outbox(t *testing.T, opts postgres.OutboxOptions) *postgres.Outbox {
+	t.Helper()
+	opts.TableName = f.table
+	ob, err := postgres.NewOutbox(f.db, opts)
+	require.NoError(t, err)
+	return ob
+}
+
+// listen starts Notifications and stops it when the test ends.
+func listen(t *testing.T, ob *postgres.Outbox) (<-chan struct{}, context.CancelFunc) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := ob.Notifications(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		cancel()
+		requireClosed(t, ch)
+	})
+	return ch, cancel
+}
+
+// logRecorder is a slog handler that keeps every record as text and
+// reports each one to hook.
+type logRecorder struct {
+	mu    sync.Mutex
+	lines []string
+	hook  func(msg string)
+}
+
+func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *logRecorder) WithGroup(string) slog.Handler            { return r }
+func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
+	var b strings.Builder
+	b.WriteString(rec.Level.String() + " " + rec.Message)
+	rec.Attrs(func(a slog.Attr) bool {
+		b.WriteString(" " + a.String())
+		return true
+	})
+	r.mu.Lock()
+	r.lines = append(r.lines, b.String())
+	hook := r.hook
+	r.mu.Unlock()
+	if hook != nil {
+		hook(rec.Message)
+	}
+	return nil
+}
+
+func (r *logRecorder) text() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.lines, "\n")
+}
+
+func TestNotifyChannel(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("a", 63) + "." + strings.Repeat("b", 63)
+	tests := []struct {
+		name, table, want string
+	}{
+		{"Default", "", "wharf_outbox_outbox_messages"},
+		{"Custom", "jobs", "wharf_outbox_jobs"},
+		{"SchemaQualified", "app.jobs", "wharf_outbox_app.jobs"},
+		{"KeepsCase", "Jobs", "wharf_outbox_Jobs"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tt.want, postgres.NotifyChannel(tt.table))
+		})
+	}
+	t.Run("LongNamesAreBoundedAndDistinct", func(t *testing.T) {
+		t.Parallel()
+		a, b := postgres.NotifyChannel(long), postgres.NotifyChannel(long[:len(long)-1]+"c")
+		require.Len(t, a, 63)
+		require.Len(t, b, 63)
+		require.NotEqual(t, a, b)
+		require.True(t, strings.HasPrefix(a, "wharf_outbox_aaaa"))
+	})
+}
+
+func TestNotificationsFollowCommits(t *testing.T) {
+	t.Parallel()
+	f := newNotifyFixture(t)
+	ob := f.outbox(t, postgres.OutboxOptions{})
+	ch, _ := listen(t, ob)
+
+	tx, err := f.db.BeginTx(f.ctx, nil)
+	require.NoError(t, err)
+	_, err = ob.WithDB(tx).Enqueue(f.ctx, msg("t"))
+	require.NoError(t, err)
+	require.NoError(t, tx.Rollback())
+	requireQuiet(t, ch, "the enqueueing transaction rolled back")
+
+	tx, err = f.db.BeginTx(f.ctx, nil)
+	require.NoError(t, err)
+	_, err = ob.WithDB(tx).Enqueue(f.ctx, msg("t"))
+	require.NoError(t, err)
+	requireQuiet(t, ch, "the enqueueing transaction has not committed yet")
+	require.NoError(t, tx.Commit())
+	requireWake(t, ch, "a committed Enqueue notifies")
+
+	uow, err := postgres.NewUnitOfWork(f.db, func(tx bun.IDB, _ ports.EventRecorder) (*postgres.Outbox, error) {
+		return ob.WithDB(tx), nil
+	}, postgres.UnitOfWorkOptions{})
+	require.NoError(t, err)
+	require.NoError(t, uow.Transaction(f.ctx, func(ctx context.Context, o *postgres.Outbox) error {
+		_, err := o.Enqueue(ctx, msg("t"), msg("u"))
+		return err
+	}))
+	requireWake(t, ch, "an Enqueue committed by the unit of work notifies")
+
+	_, err = ob.Enqueue(f.ctx, msg("t"))
+	require.NoError(t, err)
+	requireWake(t, ch, "an Enqueue on the pool commits and notifies")
+}
+
+// TestEnqueueSendsOneNotificationPerCall listens on the channel itself and
+// checks the notifications that Enqueue sends: one per call, whatever the
+// number of messages, with the call's distinct topics as payload.
+func TestEnqueueSendsOneNotificationPerCall(t *testing.T) {
+	t.Parallel()
+	f := newNotifyFixture(t)
+	ob := f.outbox(t, postgres.OutboxOptions{})
+	channel := postgres.NotifyChannel(f.table)
+	conn, err := pgx.Connect(f.ctx, baseURL(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	_, err = conn.Exec(f.ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize())
+	require.NoError(t, err)
+
+	// collect returns the payloads received before the marker.
+	collect := func() []string {
+		t.Helper()
+		_, err := f.db.ExecContext(f.ctx, "SELECT pg_notify(?, 'marker')", channel)
+		require.NoError(t, err)
+		var got []string
+		ctx, cancel := context.WithTimeout(f.ctx, mustArrive)
+		defer cancel()
+		for {
+			n, err := conn.WaitForNotification(ctx)
+			require.NoError(t, err)
+			if n.Payload == "marker" {
+				return got
+			}
+			got = append(got, n.Payload)
+		}
+	}
+
+	_, err = ob.Enqueue(f.ctx, msg("a"), msg("b"), msg("a"))
+	require.NoError(t, err)
+	require.Equal(t, []string{"a\nb"}, collect(), "one notification per Enqueue call")
+
+	many := make([]ports.OutboxMessage, 1200) // three INSERT statements
+	for i := range many {
+		many[i] = msg("bulk")
+	}
+	_, err = ob.Enqueue(f.ctx, many...)
+	require.NoError(t, err)
+	require.Equal(t, []string{"bulk"}, collect(), "one notification however many messages")
+
+	tx, err := f.db.BeginTx(f.ctx, nil)
+	require.NoError(t, err)
+	for range 3 {
+		_, err = ob.WithDB(tx).Enqueue(f.ctx, msg("same"))
+		require.NoError(t, err)
+	}
+	_, err = ob.WithDB(tx).Enqueue(f.ctx, msg("other"))
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit())
+	require.Equal(t, []string{"same", "other"}, collect(),
+		"PostgreSQL folds identical notifications of one transaction into one")
+}
+
+func backendPID(t *testing.T, db *bun.DB, appName string, not int) int {
+	t.Helper()
+	var pids []int
+	require.NoError(t, db.NewRaw("SELECT pid FROM pg_stat_activity WHERE application_name = ? AND pid <> ?", appName, not).
+		Scan(context.Background(), &pids))
+	require.Len(t, pids, 1, "one listener backend named %s", appName)
+	return pids[0]
+}
+
+func terminate(t *testing.T, db *bun.DB, pid int) {
+	t.Helper()
+	var ok bool
+	require.NoError(t, db.NewRaw("SELECT pg_terminate_backend(?)", pid).Scan(context.Background(), &ok))
+	require.True(t, ok, "pg_terminate_backend(%d)", pid)
+}
+
+func TestNotificationsReconnectAfterTheServerKillsTheConnection(t *testing.T) {
+	t.Parallel()
+	f := newNotifyFixture(t)
+	logs := &logRecorder{}
+	appName := randomName("wharf_listen_")
+	ob := f.outbox(t, postgres.OutboxOptions{Logger: slog.New(logs), Listen: postgres.ListenOptions{ApplicationName: appName}})
+	ch, _ := listen(t, ob)
+
+	pid := backendPID(t, f.db, appName, 0)
+	terminate(t, f.db, pid)
+	requireWake(t, ch, "a wake-up after reconnecting, since notifications may have been missed")
+	newPID := backendPID(t, f.db, appName, pid)
+	require.NotEqual(t, pid, newPID)
+
+	_, err := ob.Enqueue(f.ctx, msg("t"))
+	require.NoError(t, err)
+	requireWake(t, ch, "notifications still arrive on the new connection")
+	require.Contains(t, logs.text(), "outbox listener lost its connection; reconnecting")
+	require.Contains(t, logs.text(), "outbox listener reconnected")
+
+	// And again: every loss is recovered.
+	terminate(t, f.db, newPID)
+	requireWake(t, ch, "a wake-up after the second reconnection")
+	_, err = ob.Enqueue(f.ctx, msg("t"))
+	require.NoError(t, err)
+	requireWake(t, ch, "notifications arrive after the second reconnection")
+}
+
+// TestNotificationsRetryWithBackoffAndNeverLogThePassword listens as a role
+// of its own with a recognisable password, forbids that role to log in and
+// kills the listener's connection: the listener must keep retrying (and
+// logging, without the password) until the role may log in again.
+func TestNotificationsRetryWithBackoffAndNeverLogThePassword(t *testing.T) {
+	t.Parallel()
+	f := newNotifyFixture(t)
+	admin := adminDB(t)
+	role, password := randomName("wharf_role_"), secret+randomName("_")
+	if _, err := admin.ExecContext(f.ctx, "CREATE ROLE "+role+" LOGIN PASSWORD '"+password+"'"); err != nil {
+		t.Skipf("cannot create a role on this server (needs CREATEROLE): %v", err)
+	}
+	t.Cleanup(func() { _, _ = admin.ExecContext(context.Background(), "DROP ROLE "+role) })
+	u, err := url.Parse(baseURL(t))
+	require.NoError(t, err)
+	u.User = url.UserPassword(role, password)
+
+	failed := make(chan struct{})
+	var once sync.Once
+	logs := &logRecorder{hook: func(m string) {
+		if strings.Contains(m, "cannot reconnect") {
+			once.Do(func() { close(failed) })
+		}
+	}}
+	appName := randomName("wharf_listen_")
+	ob := f.outbox(t, postgres.OutboxOptions{Logger: slog.New(logs), Listen: postgres.ListenOptions{
+		URL: u.String(), ApplicationName: appName,
+		Backoff: core.Backoff{Initial: 5 * time.Millisecond, Max: 20 * time.Millisecond},
+	}})
+	ch, cancel := listen(t, ob)
+
+	_, err = admin.ExecContext(f.ctx, "ALTER ROLE "+role+" NOLOGIN")
+	require.NoError(t, err)
+	terminate(t, f.db, backendPID(t, f.db, appName, 0))
+	select {
+	case <-failed:
+	case <-time.After(mustArrive):
+		require.FailNow(t, "the listener never reported a failed reconnection")
+	}
+	_, err = admin.ExecContext(f.ctx, "ALTER ROLE "+role+" LOGIN")
+	require.NoError(t, err)
+	requireWake(t, ch, "a wake-up once the listener got back in")
+	_, err = ob.Enqueue(f.ctx, msg("t"))
+	require.NoError(t, err)
+	requireWake(t, ch, "notifications arrive after the reconnection")
+
+	cancel()
+	requireClosed(t, ch)
+	text := logs.text()
+	require.Contains(t, text, "not permitted to log in", "the server's refusal is logged")
+	require.Contains(t, text, "retry_in=")
+	require.NotContains(t, text, password, "the password must never be logged")
+}
+
+// TestListenerLeavesThePoolConnectionAlone derives the listener's settings
+// from a pool of one connection and checks that the notifications it
+// receives are not queued on that pool connection (pgx keeps a connection's
+// notification hook in the configuration that Config copies).
+func TestListenerLeavesThePoolConnectionAlone(t *testing.T) {
+	t.Parallel()
+	f := newNotifyFixture(t)
+	f.db.SetMaxOpenConns(1)
+	ob := f.outbox(t, postgres.OutboxOptions{})
+	ch, _ := listen(t, ob)
+	for range 3 {
+		_, err := ob.Enqueue(f.ctx, msg("t"))
+		require.NoError(t, err)
+		requireWake(t, ch, "a committed Enqueue notifies")
+	}
+	conn, err := f.db.DB.Conn(f.ctx)
+	require.NoError(t, err)
+	defer conn.Close()
+	done, cancel := context.WithCancel(f.ctx)
+	cancel()
+	require.NoError(t, conn.Raw(func(dc any) error {
+		n, err := dc.(*stdlib.Conn).Conn().WaitForNotification(done)
+		require.Nil(t, n, "the pool connection has no queued notifications")
+		require.Error(t, err)
+		return nil
+	}))
+}
+
+func TestNotificationsChannelClosesWhenContextEnds(t *testing.T) {
+	t.Parallel()
+	f := newNotifyFixture(t)
+	ob := f.outbox(t, postgres.OutboxOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := ob.Notifications(ctx)
+	require.NoError(t, err)
+	cancel()
+	requireClosed(t, ch)
+}
+
+// TestNotificationsSurviveFrequentPings makes the listener ping its
+// connection every few milliseconds of silence; notifications arriving
+// around the pings must all get through, and no ping may break the
+// connection.
+func TestNotificationsSurviveFrequentPings(t *testing.T) {
+	t.Parallel()
+	f := newNotifyFixture(t)
+	logs := &logRecorder{}
+	ob := f.outbox(t, postgres.OutboxOptions{Logger: slog.New(logs), Listen: postgres.ListenOptions{PingInterval: 2 * time.Millisecond}})
+	ch, _ := listen(t, ob)
+	for i := range 20 {
+		_, err := ob.Enqueue(f.ctx, msg("t"))
+		require.NoError(t, err)
+		requireWake(t, ch, fmt.Sprintf("notification %d", i))
+	}
+	require.NotContains(t, logs.text(), "lost its connection")
+}
+
+func TestNotificationsFromAnOutboxBoundToATransaction(t *testing.T) {
+	t.Parallel()
+	f := newNotifyFixture(t)
+	tx, err := f.db.BeginTx(f.ctx, nil)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback() }()
+
+	t.Run("WithDBCopyKeepsThePoolSettings", func(t *testing.T) {
+		bound := f.outbox(t, postgres.OutboxOptions{}).WithDB(tx)
+		ch, _ := listen(t, bound)
+		_, err := f.outbox(t, postgres.OutboxOptions{}).Enqueue(f.ctx, msg("t"))
+		require.NoError(t, err)
+		requireWake(t, ch, "the copy listens like the original")
+	})
+	t.Run("CreatedOnATransactionNeedsAURL", func(t *testing.T) {
+		ob, err := postgres.NewOutbox(tx, postgres.OutboxOptions{TableName: f.table})
+		require.NoError(t, err)
+		_, err = ob.Notifications(f.ctx)
+		require.ErrorIs(t, err, ports.ErrInvalidArgument)
+		require.ErrorContains(t, err, "Listen.URL")
+	})
+	t.Run("CreatedOnATransactionWithAURL", func(t *testing.T) {
+		ob, err := postgres.NewOutbox(tx, postgres.OutboxOptions{TableName: f.table, Listen: postgres.ListenOptions{URL: baseURL(t)}})
+		require.NoError(t, err)
+		ch, _ := listen(t, ob)
+		_, err = f.outbox(t, postgres.OutboxOptions{}).Enqueue(f.ctx, msg("t"))
+		require.NoError(t, err)
+		requireWake(t, ch, "the explicit URL reaches the same database")
+	})
+}
+
+func TestNotificationsUnavailable(t *testing.T) {
+	t.Parallel()
+	f := newNotifyFixture(t)
+	hostPort := fmt.Sprintf("127.0.0.1:%d", closedPort(t))
+	tests := []struct {
+		name, url, want string
+		invalid         bool
+	}{
+		{"UnreachableServer", "postgres://app:" + secret + "@" + hostPort + "/app?sslmode=disable", hostPort, false},
+		{"MalformedURL", "postgres://app:" + secret + "@db.internal:5x32/app", "db.internal", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ob := f.outbox(t, postgres.OutboxOptions{Listen: postgres.ListenOptions{URL: tt.url}})
+			ch, err := ob.Notifications(f.ctx)
+			require.Error(t, err, "callers fall back to polling")
+			require.Nil(t, ch)
+			require.ErrorContains(t, err, tt.want)
+			require.NotContains(t, err.Error(), secret)
+			require.Equal(t, tt.invalid, errors.Is(err, ports.ErrInvalidArgument))
+		})
+	}
+}

@@ -1,0 +1,267 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+
+	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/providers/internal/dbprovider"
+)
+
+// EnvVar is the environment variable NewProvider reads.
+const EnvVar = "POSTGRES_DB_URL"
+
+// Pool defaults that Open applies and NewProvider applies for zero Options
+// fields.
+const (
+	// DefaultMaxOpenConns bounds the pool (idle connections default to the
+	// same number).
+	DefaultMaxOpenConns = 20
+	// DefaultConnMaxLifetime recycles connections, so that they follow
+	// server fail-overs and DNS changes.
+	DefaultConnMaxLifetime = 30 * time.Minute
+	// DefaultConnMaxIdleTime closes connections unused for this long.
+	DefaultConnMaxIdleTime = 5 * time.Minute
+)
+
+// Options configures NewProvider. The zero value reads POSTGRES_DB_URL,
+// installs the database as port "db" and uses the default pool settings.
+type Options struct {
+	// URL overrides POSTGRES_DB_URL:
+	// "postgres://user:password@host:5432/dbname?sslmode=verify-full".
+	// TLS is configured by the URL's sslmode (and sslrootcert, sslcert,
+	// sslkey); any other query parameter pgx does not know is sent as a
+	// run-time parameter (e.g. search_path=app, application_name=api).
+	URL string
+	// PortName is the port the *bun.DB is installed under; default "db".
+	PortName string
+	// MaxOpenConns bounds the pool; zero means DefaultMaxOpenConns, negative
+	// means no limit.
+	MaxOpenConns int
+	// MaxIdleConns bounds the idle connections kept; zero means the value of
+	// MaxOpenConns (no churn under steady load), negative means none.
+	MaxIdleConns int
+	// ConnMaxLifetime closes connections older than this; zero means
+	// DefaultConnMaxLifetime, negative means never.
+	ConnMaxLifetime time.Duration
+	// ConnMaxIdleTime closes connections idle for longer than this; zero
+	// means DefaultConnMaxIdleTime, negative means never.
+	ConnMaxIdleTime time.Duration
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// applyPool sets the pool limits of db from opts (zero fields mean the
+// defaults).
+func (o Options) applyPool(db *sql.DB) {
+	maxOpen := o.MaxOpenConns
+	switch {
+	case maxOpen == 0:
+		maxOpen = DefaultMaxOpenConns
+	case maxOpen < 0:
+		maxOpen = 0 // database/sql: unlimited
+	}
+	db.SetMaxOpenConns(maxOpen)
+	maxIdle := o.MaxIdleConns
+	switch {
+	case maxIdle == 0 && maxOpen > 0:
+		maxIdle = maxOpen
+	case maxIdle == 0:
+		maxIdle = DefaultMaxOpenConns
+	case maxIdle < 0:
+		maxIdle = -1 // database/sql: no idle connections
+	}
+	db.SetMaxIdleConns(maxIdle)
+	db.SetConnMaxLifetime(durationSetting(o.ConnMaxLifetime, DefaultConnMaxLifetime))
+	db.SetConnMaxIdleTime(durationSetting(o.ConnMaxIdleTime, DefaultConnMaxIdleTime))
+}
+
+func durationSetting(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0 // database/sql: never
+	}
+	return d
+}
+
+// Provider opens the database on Start and closes it on Stop.
+type Provider = dbprovider.Provider
+
+// NewProvider returns a core.Provider that opens POSTGRES_DB_URL (or
+// Options.URL), pings it, applies the pool settings and installs the *bun.DB
+// as Options.PortName. A missing or malformed URL, or a server that cannot
+// be reached, fails Start with an error naming the variable and the host,
+// never the password.
+func NewProvider(opts Options) *Provider {
+	return dbprovider.New(dbprovider.Config{
+		Dialect: "postgres", EnvVar: EnvVar, URL: opts.URL, PortName: opts.PortName,
+		Example: "postgres://user:password@localhost:5432/app?sslmode=disable",
+		Open: func(ctx context.Context, rawURL string) (*bun.DB, error) {
+			db, err := Open(ctx, rawURL)
+			if err != nil {
+				return nil, err
+			}
+			opts.applyPool(db.DB)
+			return db, nil
+		},
+		Logger: opts.Logger,
+	})
+}
+
+// Open opens a pgx (database/sql) pool with bun's PostgreSQL dialect, applies
+// the default pool settings and pings the server. rawURL is a postgres:// or
+// postgresql:// URL (see Options.URL and ParseURL). Errors name the host and
+// never the password.
+func Open(ctx context.Context, rawURL string) (*bun.DB, error) {
+	cfg, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	sqldb := stdlib.OpenDB(*cfg)
+	Options{}.applyPool(sqldb)
+	if err := sqldb.PingContext(ctx); err != nil {
+		_ = sqldb.Close()
+		return nil, &redactedError{
+			msg: fmt.Sprintf("postgres: cannot connect to %s: %s", describeURL(rawURL), err.Error()),
+			err: TranslateError(err), secrets: secretsOf(rawURL),
+		}
+	}
+	return bun.NewDB(sqldb, pgdialect.New()), nil
+}
+
+// ParseURL validates a POSTGRES_DB_URL value and returns the pgx
+// configuration Open uses. Unless the URL sets default_query_exec_mode, the
+// configuration uses pgx's simple protocol: bun renders every argument into
+// the SQL text, so a statement cache would prepare each distinct text once
+// and never reuse it (two round trips per query instead of one). Errors match
+// ports.ErrInvalidArgument, name the host and never contain the password.
+func ParseURL(rawURL string) (*pgx.ConnConfig, error) {
+	if rawURL == "" {
+		return nil, core.Invalidf("postgres: empty URL; use postgres://user:password@host:5432/dbname?sslmode=disable")
+	}
+	lower := strings.ToLower(rawURL)
+	if !strings.HasPrefix(lower, "postgres://") && !strings.HasPrefix(lower, "postgresql://") {
+		return nil, core.Invalidf("postgres: malformed URL %s: it must start with postgres:// or postgresql:// (e.g. postgres://user:password@localhost:5432/app)", describeURL(rawURL))
+	}
+	secrets := secretsOf(rawURL)
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the whole URL, password included
+		}
+		return nil, core.Invalidf("postgres: malformed URL %s: %s", describeURL(rawURL), redact(err.Error(), secrets))
+	}
+	if u.Host == "" && u.Query().Get("host") == "" {
+		return nil, core.Invalidf("postgres: malformed URL %s: no host (e.g. postgres://user:password@localhost:5432/app)", describeURL(rawURL))
+	}
+	cfg, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		msg := err.Error()
+		if i := strings.Index(msg, "`: "); i >= 0 {
+			msg = msg[i+3:] // drop pgx's copy of the URL
+		}
+		return nil, core.Invalidf("postgres: malformed URL %s: %s", describeURL(rawURL), redact(msg, secrets))
+	}
+	if !u.Query().Has("default_query_exec_mode") {
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	}
+	return cfg, nil
+}
+
+// describeURL renders rawURL for messages: scheme, user, host, port and
+// database, without the password or the query. It works on malformed URLs
+// too, and repeats nothing of a value without "://".
+func describeURL(rawURL string) string {
+	scheme, rest, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		// Not URL-shaped (perhaps a keyword/value DSN with a password in
+		// it): nothing of it is safe to repeat.
+		return "(not a URL)"
+	}
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	authority, path, _ := strings.Cut(rest, "/")
+	user := ""
+	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+		user, _, _ = strings.Cut(authority[:i], ":")
+		authority = authority[i+1:]
+		user += "@"
+	}
+	host := authority
+	if host == "" {
+		host = "(no host)"
+	}
+	out := host
+	if path != "" {
+		out += "/" + path
+	}
+	return fmt.Sprintf("%q", scheme+"://"+user+out)
+}
+
+// secretsOf returns the passwords a URL carries (in its user info or as a
+// password query parameter), for redaction.
+func secretsOf(rawURL string) []string {
+	var out []string
+	_, rest, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		rest = rawURL
+	}
+	authority := rest
+	if i := strings.IndexAny(authority, "/?#"); i >= 0 {
+		authority = authority[:i]
+	}
+	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+		if _, pw, ok := strings.Cut(authority[:i], ":"); ok && pw != "" {
+			out = append(out, pw)
+			if dec, err := url.PathUnescape(pw); err == nil && dec != pw {
+				out = append(out, dec)
+			}
+		}
+	}
+	if _, q, ok := strings.Cut(rest, "?"); ok {
+		if vals, err := url.ParseQuery(q); err == nil {
+			for _, pw := range vals["password"] {
+				if pw != "" {
+					out = append(out, pw)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// redact replaces every secret in s.
+func redact(s string, secrets []string) string {
+	for _, sec := range secrets {
+		if sec != "" {
+			s = strings.ReplaceAll(s, sec, "xxxxx")
+		}
+	}
+	return s
+}
+
+// redactedError carries a message scrubbed of secrets while keeping the
+// cause reachable for errors.Is and errors.As.
+type redactedError struct {
+	msg     string
+	err     error
+	secrets []string
+}
+
+func (e *redactedError) Error() string { return redact(e.msg, e.secrets) }
+func (e *redactedError) Unwrap() error { return e.err }
