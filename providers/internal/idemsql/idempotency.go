@@ -99,6 +99,11 @@ type Dialect struct {
 	// InsertIgnore is appended to the INSERT so a duplicate storage_key
 	// inserts nothing and reports 0 rows affected.
 	InsertIgnore string
+	// InsertVerb starts the INSERT; "" means "INSERT". MySQL sets
+	// "INSERT IGNORE" (and no InsertIgnore clause): its ON DUPLICATE KEY
+	// UPDATE no-op reports 1 row under CLIENT_FOUND_ROWS, which the store
+	// would read as a fresh reservation.
+	InsertVerb string
 	// LockingRead is appended to the winner's SELECT so that a snapshot
 	// (MySQL REPEATABLE READ) never hides a committed record ("" for SQLite).
 	LockingRead string
@@ -126,8 +131,12 @@ func New(db bun.IDB, opts Options, d *Dialect) (*Store, error) {
 		return nil, err
 	}
 	t := NewNames(opts.TableName, d.Quote).Table
+	verb := d.InsertVerb
+	if verb == "" {
+		verb = "INSERT"
+	}
 	return &Store{db: db, opts: opts, d: d, q: queries{
-		insert: "INSERT INTO " + t + " (storage_key, namespace, idem_key, scope, fingerprint, status, token, result, locked_until, expires_at, created_at, updated_at)" +
+		insert: verb + " INTO " + t + " (storage_key, namespace, idem_key, scope, fingerprint, status, token, result, locked_until, expires_at, created_at, updated_at)" +
 			" VALUES (?, ?, ?, ?, ?, '" + statusInProgress + "', ?, NULL, ?, ?, ?, ?) " + d.InsertIgnore,
 		selectWinner:  "SELECT fingerprint, status, token, result, locked_until, expires_at FROM " + t + " WHERE storage_key = ?" + d.LockingRead,
 		deleteExpired: "DELETE FROM " + t + " WHERE storage_key = ? AND expires_at <= ?",

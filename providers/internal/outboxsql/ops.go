@@ -59,13 +59,15 @@ func (o *Outbox) batch(ctx context.Context, op string, claims []ports.Claim, pla
 	}
 	// Without RETURNING: find the claims still held, then apply the change to
 	// exactly those, in one transaction (a savepoint when already in one).
-	return o.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	// The lost claims are reported after the commit: returned from inside
+	// RunInTx, the error would roll back the change to the held ones.
+	var held map[string]struct{}
+	err = o.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		rows, err := tx.QueryContext(ctx, o.q.present+" FOR UPDATE", bun.In(ids), bun.In(tokens))
 		if err != nil {
 			return o.wrap(op, err)
 		}
-		held, err := scanIDs(rows)
-		if err != nil {
+		if held, err = scanIDs(rows); err != nil {
 			return o.wrap(op, err)
 		}
 		if len(held) > 0 {
@@ -73,8 +75,12 @@ func (o *Outbox) batch(ctx context.Context, op string, claims []ports.Claim, pla
 				return o.wrap(op, err)
 			}
 		}
-		return lostError(op, ids, held)
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return lostError(op, ids, held)
 }
 
 func keys(m map[string]struct{}) []string {

@@ -119,6 +119,13 @@ type Dialect struct {
 	Claim func(ctx context.Context, db bun.IDB, q *Queries, p ClaimParams) ([]Record, error)
 	// Returning is true when DELETE/UPDATE ... RETURNING is available.
 	Returning bool
+	// IDHint, when set, follows the table name in the statements that find
+	// rows by a list of IDs (Complete, Release and, without RETURNING, their
+	// locking read), e.g. MySQL's " FORCE INDEX (PRIMARY)": with stale
+	// statistics a planner may scan, and under REPEATABLE READ lock, the
+	// whole table instead. DELETE then takes MySQL's multiple-table form,
+	// the one that accepts index hints.
+	IDHint string
 	// AfterEnqueue, when set, runs after a successful Enqueue in the same
 	// handle (PostgreSQL's pg_notify).
 	AfterEnqueue func(ctx context.Context, db bun.IDB, n Names, topics []string) error
@@ -141,7 +148,7 @@ func New(db bun.IDB, opts Options, d *Dialect) (*Outbox, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	return &Outbox{db: db, opts: opts, dialect: d, q: newQueries(NewNames(opts.TableName, d.Quote))}, nil
+	return &Outbox{db: db, opts: opts, dialect: d, q: newQueries(NewNames(opts.TableName, d.Quote), d.IDHint)}, nil
 }
 
 // SetupStatements returns the DDL for opts.

@@ -33,24 +33,30 @@ type Queries struct {
 	stats        string
 }
 
-func newQueries(n Names) *Queries {
+// newQueries builds the SQL of table n. idHint (see Dialect.IDHint) follows
+// the table name in the statements that select rows by a list of IDs.
+func newQueries(n Names, idHint string) *Queries {
 	t := n.Table
+	deleteFrom := "DELETE FROM " + t
+	if idHint != "" {
+		deleteFrom = "DELETE " + t + " FROM " + t + idHint
+	}
 	return &Queries{
 		n:            n,
 		insertPrefix: "INSERT INTO " + t + " (" + Columns + ") VALUES ",
-		complete:     "DELETE FROM " + t + " WHERE id IN (?) AND claim_token IN (?)",
-		completeRet:  "DELETE FROM " + t + " WHERE id IN (?) AND claim_token IN (?) RETURNING id",
+		complete:     deleteFrom + " WHERE id IN (?) AND claim_token IN (?)",
+		completeRet:  deleteFrom + " WHERE id IN (?) AND claim_token IN (?) RETURNING id",
 		retry: "UPDATE " + t + " SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'pending' END," +
 			" available_at = ?, locked_until = NULL, claim_token = NULL, last_error = ?, updated_at = ?" +
 			" WHERE id = ? AND claim_token = ? AND status = 'pending'",
 		deadLetter: "UPDATE " + t + " SET status = 'dead', locked_until = NULL, claim_token = NULL, last_error = ?, updated_at = ?" +
 			" WHERE id = ? AND claim_token = ? AND status = 'pending'",
 		extend: "UPDATE " + t + " SET locked_until = ?, updated_at = ? WHERE id = ? AND claim_token = ? AND status = 'pending'",
-		release: "UPDATE " + t + " SET attempts = attempts - 1, locked_until = NULL, claim_token = NULL, updated_at = ?" +
+		release: "UPDATE " + t + idHint + " SET attempts = attempts - 1, locked_until = NULL, claim_token = NULL, updated_at = ?" +
 			" WHERE id IN (?) AND claim_token IN (?) AND status = 'pending'",
-		releaseRet: "UPDATE " + t + " SET attempts = attempts - 1, locked_until = NULL, claim_token = NULL, updated_at = ?" +
+		releaseRet: "UPDATE " + t + idHint + " SET attempts = attempts - 1, locked_until = NULL, claim_token = NULL, updated_at = ?" +
 			" WHERE id IN (?) AND claim_token IN (?) AND status = 'pending' RETURNING id",
-		present: "SELECT id FROM " + t + " WHERE id IN (?) AND claim_token IN (?)",
+		present: "SELECT id FROM " + t + idHint + " WHERE id IN (?) AND claim_token IN (?)",
 		stats: "SELECT" +
 			" COALESCE(SUM(CASE WHEN status = 'pending' AND available_at <= ? AND (locked_until IS NULL OR locked_until <= ?) THEN 1 ELSE 0 END), 0)," +
 			" COALESCE(SUM(CASE WHEN status = 'pending' AND available_at > ? AND (locked_until IS NULL OR locked_until <= ?) THEN 1 ELSE 0 END), 0)," +

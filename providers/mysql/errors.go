@@ -1,0 +1,61 @@
+package mysql
+
+import (
+	"errors"
+
+	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/ports"
+)
+
+// MySQL and MariaDB server error numbers that TranslateError classifies
+// (https://dev.mysql.com/doc/mysql-errors/8.0/en/server-error-reference.html).
+const (
+	erConCount            = 1040 // ER_CON_COUNT_ERROR: too many connections
+	erDupEntry            = 1062 // ER_DUP_ENTRY
+	erTooManyUserConns    = 1203 // ER_TOO_MANY_USER_CONNECTIONS
+	erLockWaitTimeout     = 1205 // ER_LOCK_WAIT_TIMEOUT (also MariaDB's NOWAIT failure)
+	erLockDeadlock        = 1213 // ER_LOCK_DEADLOCK
+	erDupEntryWithKeyName = 1586 // ER_DUP_ENTRY_WITH_KEY_NAME
+	erLockNowait          = 3572 // ER_LOCK_NOWAIT (MySQL 8 NOWAIT)
+)
+
+// TranslateError classifies a driver error (*mysql.MySQLError):
+//
+//   - 1213 deadlock: retryable ports.ErrDeadlock. InnoDB has rolled the whole
+//     transaction back.
+//   - 1205 lock wait timeout (and MariaDB's NOWAIT failure): retryable
+//     ports.ErrBusy. Only the statement was rolled back and the transaction
+//     is still open (unless innodb_rollback_on_timeout is set); a unit of
+//     work always rolls it back before running fn again.
+//   - 1040 and 1203 too many connections: retryable ports.ErrBusy. They
+//     happen while connecting, before any statement ran.
+//   - 1062 and 1586 duplicate entry: ports.ErrUniqueViolation.
+//   - 3572 NOWAIT lock not available (MySQL 8): ports.ErrLockNotAvailable.
+//
+// Other errors, and errors already classified, are returned unchanged.
+func TranslateError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var classified *core.DBError
+	if errors.As(err, &classified) {
+		return err
+	}
+	var me *gomysql.MySQLError
+	if !errors.As(err, &me) {
+		return err
+	}
+	switch me.Number {
+	case erLockDeadlock:
+		return &core.DBError{Kind: ports.ErrDeadlock, Retryable: true, Err: err}
+	case erLockWaitTimeout, erConCount, erTooManyUserConns:
+		return &core.DBError{Kind: ports.ErrBusy, Retryable: true, Err: err}
+	case erDupEntry, erDupEntryWithKeyName:
+		return &core.DBError{Kind: ports.ErrUniqueViolation, Err: err}
+	case erLockNowait:
+		return &core.DBError{Kind: ports.ErrLockNotAvailable, Err: err}
+	}
+	return err
+}
