@@ -24,6 +24,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Outbox", func(t *testing.T) { runGroup(t, h, outboxTests()) })
 	t.Run("Concurrency", func(t *testing.T) { runGroup(t, h, concurrencyTests()) })
 	t.Run("Idempotency", func(t *testing.T) { runGroup(t, h, idempotencyTests()) })
+	t.Run("Relay", func(t *testing.T) { runGroup(t, h, relayTests()) })
 }
 
 // validateHarness fails the test when a required harness function is nil.
