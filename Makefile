@@ -32,8 +32,8 @@ conformance: ## Run only the conformance suite on every dialect, verbosely.
 	WHARF_TESTDB_FAST=1 $(TESTDB) run -- $(GO) test -count=1 -run Conformance -v ./providers/... | grep -E '^(=== RUN|--- (FAIL|SKIP)|ok|FAIL|PASS)' | grep -v '=== RUN' || true
 
 .PHONY: bench
-bench: ## Run the provider benchmarks beside raw-SQL baselines (fsync on).
-	$(TESTDB) run -- $(GO) test -run '^$$' -bench . -benchtime 2s -count 3 ./providers/...
+bench: ## Benchmark wharf beside River and raw SQL on every dialect (fsync on; BENCHFLAGS=-quick for a smoke run); table + bench/results/latest.json.
+	WHARF_TESTDB_FAST=0 $(TESTDB) run -- bash -c 'cd bench && $(GO) run . $(BENCHFLAGS)'
 
 .PHONY: lint
 lint: ## gofmt and go vet.

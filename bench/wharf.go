@@ -1,0 +1,467 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/uptrace/bun"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/ports"
+)
+
+// wharf side: the provider's Open (default settings, then the same pool
+// limits as the raw baseline), its Outbox bound to bun transactions for
+// enqueueing, and core's Relay for delivery.
+
+func init() {
+	cases["enqueue/wharf"] = wharfEnqueue
+	cases["drain/wharf"] = wharfDrain
+	cases["drain/wharf-outbox"] = wharfOutboxDrain
+	cases["e2e/wharf"] = wharfE2E
+	// Diagnostics (opt-in with -impls):
+	// wharf-defaults: the relay with its default options (BatchSize 100,
+	// Concurrency 16, PollInterval 500ms).
+	cases["drain/wharf-defaults"] = wharfDrain
+	// wharf-serial: a prototype, the outbox behind a mutex (one Claim,
+	// Complete, ... at a time per process), to show what the relay loses
+	// when its claims and completions overlap on a single-writer database.
+	cases["drain/wharf-serial"] = wharfDrain
+	cases["e2e/wharf-serial"] = wharfE2E
+	// wharf-fastcomplete: a prototype, Complete as one DELETE checked by its
+	// row count (the library's own statement through bun), falling back to
+	// the library's Complete only when rows are missing.
+	cases["drain/wharf-fastcomplete"] = wharfDrain
+}
+
+// fastCompleteOutbox completes with one statement and no RETURNING or
+// locking read.
+type fastCompleteOutbox struct {
+	ports.Outbox
+	db       bun.IDB
+	complete string // the library's DELETE ... id IN (?) AND claim_token IN (?)
+	fallback atomic.Int64
+}
+
+func (f *fastCompleteOutbox) Complete(ctx context.Context, claims ...ports.Claim) error {
+	if len(claims) == 0 {
+		return nil
+	}
+	ids, tokens := make([]string, len(claims)), make([]string, len(claims))
+	for i, c := range claims {
+		ids[i], tokens[i] = c.ID, c.Token
+	}
+	res, err := f.db.ExecContext(ctx, f.complete, bun.In(ids), bun.In(tokens))
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err == nil && n == int64(len(claims)) {
+		return nil
+	}
+	// Some claims were lost: the library's Complete names them (the
+	// prototype does not bother to exclude the rows it just deleted).
+	f.fallback.Add(1)
+	return f.Outbox.Complete(ctx, claims...)
+}
+
+// serialOutbox runs one outbox call at a time.
+type serialOutbox struct {
+	mu sync.Mutex
+	o  ports.Outbox
+}
+
+func (s *serialOutbox) Enqueue(ctx context.Context, msgs ...ports.OutboxMessage) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.o.Enqueue(ctx, msgs...)
+}
+
+func (s *serialOutbox) Claim(ctx context.Context, opts ports.ClaimOptions) ([]ports.ClaimedMessage, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.o.Claim(ctx, opts)
+}
+
+func (s *serialOutbox) Complete(ctx context.Context, claims ...ports.Claim) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.o.Complete(ctx, claims...)
+}
+
+func (s *serialOutbox) Retry(ctx context.Context, c ports.Claim, opts ports.RetryOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.o.Retry(ctx, c, opts)
+}
+
+func (s *serialOutbox) DeadLetter(ctx context.Context, c ports.Claim, lastError string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.o.DeadLetter(ctx, c, lastError)
+}
+
+func (s *serialOutbox) Extend(ctx context.Context, c ports.Claim, lease time.Duration) (time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.o.Extend(ctx, c, lease)
+}
+
+func (s *serialOutbox) Release(ctx context.Context, claims ...ports.Claim) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.o.Release(ctx, claims...)
+}
+
+type wharfEnv struct {
+	b      *wharfBinding
+	db     *bun.DB
+	outbox ports.Outbox
+	stats  *queryStats
+}
+
+func openWharf(ctx context.Context, s Spec, conns int) (*wharfEnv, error) {
+	b, err := binding(s.Dialect)
+	if err != nil {
+		return nil, err
+	}
+	db, err := b.Open(ctx, s.URL)
+	if err != nil {
+		return nil, err
+	}
+	setPool(db.DB, conns)
+	e := &wharfEnv{b: b, db: db}
+	if s.Cfg.TraceSQL {
+		e.stats = &queryStats{shapes: map[string]int{}}
+		db.AddQueryHook(e.stats)
+	}
+	if e.outbox, err = b.NewOutbox(db, wharfTable); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *wharfEnv) Close() { e.db.Close() }
+
+// finish records the query statistics in r.
+func (e *wharfEnv) finish(r *Result) {
+	if e.stats == nil || r.Messages == 0 {
+		return
+	}
+	total, shapes := e.stats.snapshot()
+	r.QueriesPerMsg = float64(total) / float64(r.Messages)
+	for _, s := range shapes {
+		r.Notes = append(r.Notes, fmt.Sprintf("sql %.3f/msg: %s", float64(s.n)/float64(r.Messages), s.shape))
+	}
+}
+
+func messages(seq, n int, t int64) []ports.OutboxMessage {
+	msgs := make([]ports.OutboxMessage, n)
+	for i := range msgs {
+		msgs[i] = ports.OutboxMessage{Topic: benchTopic, Payload: json.RawMessage(payload(seq+i, t))}
+	}
+	return msgs
+}
+
+func (e *wharfEnv) enqueue(ctx context.Context, seq, n int, t int64) error {
+	return e.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		_, err := e.b.Bind(e.outbox, tx).Enqueue(ctx, messages(seq, n, t)...)
+		return err
+	})
+}
+
+func wharfEnqueue(ctx context.Context, s Spec, r *Result) error {
+	e, err := openWharf(ctx, s, producersFor(s)+2)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	r.Notes = append(r.Notes, "bun RunInTx + outbox.WithDB(tx).Enqueue")
+	err = runEnqueue(ctx, s, r, func(ctx context.Context, seq int) error {
+		return e.enqueue(ctx, seq, s.MsgsPerTx, time.Now().UnixNano())
+	})
+	e.finish(r)
+	return err
+}
+
+// relayOptions: BatchSize, and a Concurrency of twice that so that claims
+// come back full (the relay claims as soon as a quarter of its slots are
+// free, and never more than the free slots: with Concurrency = BatchSize
+// the claims averaged 59 of 100 messages); the completion batch follows
+// BatchSize (the default).
+func relayOptions(s Spec) core.RelayOptions {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if s.Impl == "wharf-defaults" {
+		return core.RelayOptions{Logger: logger}
+	}
+	conc := s.Cfg.RelayConcurrency
+	if conc == 0 {
+		conc = 2 * s.Cfg.Batch
+	}
+	return core.RelayOptions{
+		Logger:       logger,
+		BatchSize:    s.Cfg.Batch,
+		Concurrency:  conc,
+		Lease:        s.Cfg.Lease,
+		PollInterval: s.Cfg.PollInterval,
+		// The idle back-off stays at the poll interval, as River's
+		// FetchPollInterval does.
+		MaxPollInterval: s.Cfg.PollInterval,
+	}
+}
+
+// relays builds n relays sharing one outbox and one handler: "n workers" is
+// n relays (n claim loops, like n raw goroutines), each able to hold a
+// batch.
+func relays(e *wharfEnv, s Spec, n int, h core.Handler) ([]*core.Relay, error) {
+	var ob ports.Outbox = e.outbox
+	switch s.Impl {
+	case "wharf-serial":
+		ob = &serialOutbox{o: e.outbox}
+	case "wharf-fastcomplete":
+		lib, err := loadLibSQL(s.Dialect, e.db.DB, wharfTable)
+		if err != nil {
+			return nil, err
+		}
+		ob = &fastCompleteOutbox{Outbox: e.outbox, db: e.db, complete: lib.complete}
+	}
+	out := make([]*core.Relay, n)
+	for i := range out {
+		hs := core.NewHandlers()
+		if err := hs.Handle(benchTopic, h); err != nil {
+			return nil, err
+		}
+		rl, err := core.NewRelay(ob, hs, relayOptions(s))
+		if err != nil {
+			return nil, err
+		}
+		out[i] = rl
+	}
+	return out, nil
+}
+
+func wharfDrain(ctx context.Context, s Spec, r *Result) error {
+	e, err := openWharf(ctx, s, s.Workers*2+2)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	var handled atomic.Int64
+	rls, err := relays(e, s, s.Workers, func(ctx context.Context, msg ports.ClaimedMessage) error {
+		handled.Add(1)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	o := relayOptions(s)
+	r.Notes = append(r.Notes, fmt.Sprintf("%d relay(s) running Drain, each BatchSize %d, Concurrency %d, CompleteBatchSize %d",
+		len(rls), o.BatchSize, o.Concurrency, rls[0].Options().CompleteBatchSize))
+	heap := startHeapSampler()
+	var (
+		mu       sync.Mutex
+		tot      core.DrainResult
+		restarts atomic.Int64
+	)
+	start, cpu0 := time.Now(), cpuTime()
+	g, gctx := errgroup.WithContext(ctx)
+	for _, rl := range rls {
+		g.Go(func() error {
+			for {
+				res, err := rl.Drain(gctx)
+				mu.Lock()
+				tot.Claimed += res.Claimed
+				tot.Delivered += res.Delivered
+				tot.Retried += res.Retried
+				tot.DeadLettered += res.DeadLettered
+				tot.Lost += res.Lost
+				tot.Released += res.Released
+				mu.Unlock()
+				// A claim error ends a Drain; a cron-style caller runs it
+				// again. Count those restarts.
+				if err != nil && errors.Is(err, ports.ErrRetryable) && gctx.Err() == nil {
+					restarts.Add(1)
+					continue
+				}
+				return err
+			}
+		})
+	}
+	err = g.Wait()
+	el := time.Since(start)
+	r.PeakHeapMiB = heap.Stop()
+	r.Messages, r.Seconds = int64(tot.Delivered), el.Seconds()
+	r.MsgsPerSec = float64(r.Messages) / el.Seconds()
+	r.setCPU(cpu0, r.Messages)
+	e.finish(r)
+	if n := restarts.Load(); n > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("Drain returned a retryable claim error %d time(s) and was run again", n))
+	}
+	if err != nil {
+		return err
+	}
+	if tot.Retried+tot.DeadLettered+tot.Lost+tot.Released > 0 {
+		return fmt.Errorf("drain result %+v", tot)
+	}
+	return verifyDrained(ctx, e.db.DB, s, wharfTable, handled.Load())
+}
+
+// wharfOutboxDrain is a diagnostic: wharf's Outbox.Claim and Complete in
+// plain loops (as the raw baseline), without the relay.
+func wharfOutboxDrain(ctx context.Context, s Spec, r *Result) error {
+	e, err := openWharf(ctx, s, s.Workers+2)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	heap := startHeapSampler()
+	var handled, retries atomic.Int64
+	start, cpu0 := time.Now(), cpuTime()
+	g, gctx := errgroup.WithContext(ctx)
+	for i := 0; i < s.Workers; i++ {
+		g.Go(func() error {
+			claims := make([]ports.Claim, 0, s.Cfg.Batch)
+			for {
+				msgs, err := e.outbox.Claim(gctx, ports.ClaimOptions{Limit: s.Cfg.Batch, Lease: s.Cfg.Lease})
+				if err != nil {
+					if errors.Is(err, ports.ErrRetryable) {
+						retries.Add(1)
+						continue
+					}
+					return err
+				}
+				if len(msgs) == 0 {
+					return nil
+				}
+				claims = claims[:0]
+				for _, m := range msgs {
+					handled.Add(1)
+					claims = append(claims, m.Claim())
+				}
+				for {
+					err := e.outbox.Complete(gctx, claims...)
+					if err != nil && errors.Is(err, ports.ErrRetryable) {
+						retries.Add(1)
+						continue
+					}
+					if err != nil {
+						return err
+					}
+					break
+				}
+			}
+		})
+	}
+	err = g.Wait()
+	el := time.Since(start)
+	r.PeakHeapMiB = heap.Stop()
+	r.Messages, r.Seconds = handled.Load(), el.Seconds()
+	r.MsgsPerSec = float64(r.Messages) / el.Seconds()
+	r.setCPU(cpu0, r.Messages)
+	e.finish(r)
+	if n := retries.Load(); n > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d retryable Claim/Complete errors retried", n))
+	}
+	if err != nil {
+		return err
+	}
+	return verifyDrained(ctx, e.db.DB, s, wharfTable, r.Messages)
+}
+
+func wharfE2E(ctx context.Context, s Spec, r *Result) error {
+	e, err := openWharf(ctx, s, s.Cfg.E2EWorkers*2+producersFor(s)+2)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	var handler atomic.Pointer[func(int64)]
+	rls, err := relays(e, s, s.Cfg.E2ERelays, func(ctx context.Context, msg ports.ClaimedMessage) error {
+		(*handler.Load())(payloadTime(msg.Payload))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	_, notifier := e.outbox.(ports.OutboxNotifier)
+	o := relayOptions(s)
+	r.Notes = append(r.Notes, fmt.Sprintf("%d relay(s) running Run, each BatchSize %d, Concurrency %d, PollInterval %v, notifications %v",
+		len(rls), o.BatchSize, o.Concurrency, o.PollInterval, notifier))
+	err = runE2E(ctx, s, r, e2eSystem{
+		produce: func(ctx context.Context, seq int, t int64) error { return e.enqueue(ctx, seq, 1, t) },
+		consume: func(ctx context.Context, handled func(int64)) error {
+			handler.Store(&handled)
+			g := new(errgroup.Group)
+			for _, rl := range rls {
+				g.Go(func() error { return rl.Run(ctx) })
+			}
+			return g.Wait()
+		},
+		remaining: func(ctx context.Context) (int64, error) { return countRows(ctx, e.db.DB, s.Dialect, wharfTable) },
+	})
+	r.Workers = len(rls)
+	e.finish(r)
+	return err
+}
+
+// queryStats is a bun query hook that counts statements by shape (-trace-sql).
+type queryStats struct {
+	mu     sync.Mutex
+	total  int
+	shapes map[string]int
+}
+
+func (q *queryStats) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context { return ctx }
+
+func (q *queryStats) AfterQuery(_ context.Context, ev *bun.QueryEvent) {
+	shape := ev.Query
+	if i := indexAny(shape, " VALUES ", " IN ("); i > 0 {
+		shape = shape[:i] + " …"
+	}
+	if len(shape) > 110 {
+		shape = shape[:110] + "…"
+	}
+	q.mu.Lock()
+	q.total++
+	q.shapes[shape]++
+	q.mu.Unlock()
+}
+
+func indexAny(s string, subs ...string) int {
+	best := -1
+	for _, sub := range subs {
+		for i := 0; i+len(sub) <= len(s); i++ {
+			if s[i:i+len(sub)] == sub {
+				if best < 0 || i < best {
+					best = i
+				}
+				break
+			}
+		}
+	}
+	return best
+}
+
+type shapeCount struct {
+	shape string
+	n     int
+}
+
+func (q *queryStats) snapshot() (int, []shapeCount) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []shapeCount
+	for s, n := range q.shapes {
+		out = append(out, shapeCount{s, n})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].n > out[j].n })
+	return q.total, out
+}
