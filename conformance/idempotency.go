@@ -306,6 +306,8 @@ func testIdemInvalid(t *testing.T, h Harness) {
 		{"Namespace256Characters", reserveReq(long, "k", "fp"), reserveReq(longest, "k", "fp")},
 		{"Key256Characters", reserveReq("conf.key", long, "fp"), reserveReq("conf.key", longest, "fp")},
 		{"Fingerprint256Characters", reserveReq("conf.fp256", "k", long), reserveReq("conf.fp256", "k", longest)},
+		{"KeyWithNUL", reserveReq("conf.nul", "k\x00", "fp"), reserveReq("conf.nul", "k", "fp")},
+		{"NamespaceWithNUL", reserveReq("conf.nul\x00", "k", "fp"), reserveReq("conf.nul2", "k", "fp")},
 	}
 	longScope := reserveReq("conf.scope", "k", "fp")
 	longScope.Scope = map[string]string{"s": strings.Repeat("x", 300)}

@@ -176,6 +176,8 @@ func testOutboxEnqueueInvalid(t *testing.T, h Harness) {
 		{"NegativeMaxAttempts", ports.OutboxMessage{Topic: "conf.t", Payload: raw(`{}`), MaxAttempts: -1}},
 		{"Topic256Characters", ports.OutboxMessage{Topic: long, Payload: raw(`{}`)}},
 		{"Key256Characters", ports.OutboxMessage{Topic: "conf.t", Key: long, Payload: raw(`{}`)}},
+		{"TopicWithNUL", ports.OutboxMessage{Topic: "conf.t\x00x", Payload: raw(`{}`)}},
+		{"KeyWithNUL", ports.OutboxMessage{Topic: "conf.t", Key: "k\x00", Payload: raw(`{}`)}},
 	}
 	for _, tc := range cases {
 		ids, err := ob.Enqueue(f.ctx, job("conf.valid"), tc.msg, job("conf.valid"))

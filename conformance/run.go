@@ -16,6 +16,10 @@ import (
 //   - Concurrency: concurrent claimers, producers and transactions.
 //   - Idempotency: reservations, replays, takeovers, fencing, scopes,
 //     validation, races and atomicity with business writes.
+//   - Relay: core's relay on the provider's outbox — delivery, retries with
+//     backoff, dead letters, permanent errors, unknown topics, panics, lease
+//     extension, graceful shutdown releasing claims, competing relays and
+//     the effectively-once wrapper.
 func Run(t *testing.T, h Harness) {
 	t.Helper()
 	validateHarness(t, h)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/wharf-go/wharf/ports"
@@ -31,13 +32,21 @@ func ScopeKey(scope map[string]string) (string, error) {
 	return string(b), nil
 }
 
-// CheckLength reports a value longer than MaxKeyLength characters.
+// CheckLength checks a value that is stored in a bounded text column (an
+// outbox topic, key or ID; an idempotency namespace, key, scope key or
+// fingerprint): at most MaxKeyLength characters, valid UTF-8 and no NUL
+// byte. PostgreSQL cannot store NUL in text and MySQL drivers may drop it,
+// so the dialects would disagree; every dialect refuses it instead. The
+// error wraps ports.ErrInvalidArgument and names what.
 func CheckLength(what, v string) error {
 	if n := utf8.RuneCountInString(v); n > MaxKeyLength {
 		return Invalidf("%s is %d characters; the limit is %d (use a shorter value or a hash of it)", what, n, MaxKeyLength)
 	}
 	if !utf8.ValidString(v) {
 		return Invalidf("%s is not valid UTF-8", what)
+	}
+	if i := strings.IndexByte(v, 0); i >= 0 {
+		return Invalidf("%s contains a NUL byte at offset %d; databases cannot store it the same way (remove it, or encode the value)", what, i)
 	}
 	return nil
 }

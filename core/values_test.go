@@ -201,3 +201,28 @@ func TestScopeKeyAndFingerprint(t *testing.T) {
 	_, err = core.ValidateIdempotencyKey(ports.IdempotencyKey{Namespace: "n", Key: strings.Repeat("é", 255)})
 	require.NoError(t, err)
 }
+
+func TestCheckLength(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, value, wantErr string
+	}{
+		{"AcceptsTheLimit", strings.Repeat("é", 255), ""},
+		{"AcceptsEmpty", "", ""},
+		{"RejectsOneCharacterOver", strings.Repeat("é", 256), "topic is 256 characters; the limit is 255"},
+		{"RejectsInvalidUTF8", "a\xffb", "topic is not valid UTF-8"},
+		{"RejectsNUL", "ab\x00c", "topic contains a NUL byte at offset 2"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := core.CheckLength("topic", tc.value)
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, ports.ErrInvalidArgument)
+			require.ErrorContains(t, err, tc.wantErr)
+		})
+	}
+}
