@@ -28,7 +28,7 @@ func outboxPortTests() []testCase {
 		{"EnqueueBatchOf250Messages", testOutboxEnqueueBatch},
 		{"EnqueueRejectsInvalidInputAndWritesNothing", testOutboxEnqueueInvalid},
 		{"EnqueueAcceptsTopicAndKeyOf255Characters", testOutboxEnqueueLongest},
-		{"EnqueueRejectsDuplicateIDAndWritesNothing", testOutboxEnqueueDuplicate},
+		{"EnqueueRejectsDuplicateIDAndWritesNothingEvenAcrossStatements", testOutboxEnqueueDuplicate},
 		{"EnqueueInRolledBackTransactionLeavesNothing", testOutboxEnqueueRollback},
 		{"EnqueueInCommittedTransactionKeepsMessages", testOutboxEnqueueCommit},
 		{"TypedEventsRoundTripThroughOutbox", testOutboxTypedEvents},
@@ -223,6 +223,23 @@ func testOutboxEnqueueDuplicate(t *testing.T, h Harness) {
 	_, err = ob.Enqueue(f.ctx, other, other)
 	require.Error(t, err, "an ID used twice in one batch is refused")
 	require.Equal(t, []string{"conf-dup"}, recordIDs(f.listAll(ob)), "nothing of the failed batch is stored")
+
+	// A batch that takes several INSERT statements (the providers write
+	// at most 500 rows per statement), the duplicate in its last one:
+	// still all or none on the root handle.
+	big := make([]ports.OutboxMessage, 1200)
+	for i := range big {
+		big[i] = job("conf.big")
+	}
+	big[len(big)-1] = dup
+	_, err = ob.Enqueue(f.ctx, big...)
+	require.ErrorIs(t, err, ports.ErrUniqueViolation, "the last statement of a large batch is refused")
+	require.Equal(t, []string{"conf-dup"}, recordIDs(f.listAll(ob)), "nothing of the failed large batch is stored")
+	big[len(big)-1] = job("conf.big")
+	ids, err := ob.Enqueue(f.ctx, big...)
+	require.NoError(t, err)
+	require.Len(t, ids, len(big))
+	require.EqualValues(t, len(big)+1, f.stats(ob).Ready, "the same large batch without the duplicate is stored whole")
 }
 
 func testOutboxEnqueueRollback(t *testing.T, h Harness) {

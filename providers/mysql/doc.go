@@ -57,8 +57,13 @@
 // and the caller's isolation level applies: it cannot change inside a
 // transaction. Per-key FIFO uses the key index (ordering_key, status, id).
 // Complete deletes delivered rows (rewriting an indexed status instead
-// caused deadlocks under REPEATABLE READ) and, like Release, locks the claims
-// still held and changes them in one statement, in one transaction.
+// caused deadlocks under REPEATABLE READ). Complete and Release first run
+// their statement alone, fenced on the claims' IDs and tokens, in a short
+// transaction that commits when the statement matched every claim (the
+// usual case: three round trips). When it matched fewer, which claims were
+// lost cannot be told from the row count: that transaction is rolled back,
+// and a second one locks the claims still held, changes exactly those and
+// reports the others in *ports.ClaimLostError.
 //
 // Every statement that takes a list of IDs is pinned to the primary key
 // with FORCE INDEX (PRIMARY): when the IDs are most of the table's live

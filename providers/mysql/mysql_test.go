@@ -358,6 +358,17 @@ func TestIDListStatementsStayOnThePrimaryKey(t *testing.T) {
 	require.Len(t, msgs, 10)
 	inRolledBackTx(func(ob *mysql.Outbox) error { return ob.Complete(ctx, claims(msgs)...) })
 	inRolledBackTx(func(ob *mysql.Outbox) error { return ob.Release(ctx, claims(msgs)...) })
+	// One claim lost: the fast DELETE is short and rolled back, and the
+	// fallback's locking read and DELETE name the lost claim exactly.
+	inRolledBackTx(func(ob *mysql.Outbox) error {
+		cs := claims(msgs)
+		cs[0].Token += "-stale"
+		err := ob.Complete(ctx, cs...)
+		var lost *ports.ClaimLostError
+		require.ErrorAs(t, err, &lost)
+		require.Equal(t, []string{cs[0].ID}, lost.IDs)
+		return nil
+	})
 
 	checked := 0
 	for _, q := range sqls {
@@ -373,7 +384,7 @@ func TestIDListStatementsStayOnThePrimaryKey(t *testing.T) {
 		bare = strings.Replace(bare, "DELETE `outbox_messages` FROM", "DELETE FROM", 1)
 		t.Logf("unhinted plan type %q for %.40s...", explain(t, db, bare)[0]["type"], bare)
 	}
-	require.Equal(t, 6, checked, "claim UPDATE and read-back, complete's locking read and DELETE, release's locking read and UPDATE: %q", sqls)
+	require.Equal(t, 7, checked, "claim UPDATE and read-back, complete's DELETE, release's UPDATE, a short complete's DELETE, locking read and DELETE: %q", sqls)
 }
 
 // ---------------------------------------------------------------- outbox specifics

@@ -122,7 +122,7 @@ func claim(ctx context.Context, db bun.IDB, q *outboxsql.Queries, p outboxsql.Cl
 		if err != nil {
 			return err
 		}
-		recs, err = outboxsql.ScanRecords(rows)
+		recs, err = outboxsql.ScanRecordsN(rows, len(ids))
 		return err
 	})
 	if err != nil {

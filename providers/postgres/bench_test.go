@@ -240,11 +240,11 @@ const rawClaim = "UPDATE " + rawTable + " SET" +
 	" last_error = CASE WHEN attempts >= max_attempts THEN $3 ELSE last_error END," +
 	" updated_at = $4," +
 	" attempts = CASE WHEN attempts >= max_attempts THEN attempts ELSE attempts + 1 END" +
-	" WHERE id = ANY(ARRAY(SELECT c.id FROM " + rawTable + " AS c" +
+	" WHERE id = ANY(ARRAY(SELECT c.id FROM " + rawTable + " AS c CROSS JOIN generate_series(1, (SELECT 1)) AS rows_hint" +
 	" WHERE c.status = 'pending' AND c.available_at <= $4 AND (c.locked_until IS NULL OR c.locked_until <= $4)" +
 	" AND (c.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM " + rawTable +
 	" AS e WHERE e.ordering_key = c.ordering_key AND e.status = 'pending' AND e.id < c.id))" +
-	" ORDER BY c.available_at, c.id LIMIT $5 FOR UPDATE SKIP LOCKED))" +
+	" ORDER BY c.available_at, c.id LIMIT $5 FOR UPDATE OF c SKIP LOCKED))" +
 	" RETURNING " + outboxsql.Columns
 
 const rawComplete = "DELETE FROM " + rawTable + " WHERE id = ANY($1) AND claim_token = ANY($2) RETURNING id"

@@ -17,18 +17,36 @@
 // simple protocol (one round trip per statement, no statement cache to
 // churn) unless the URL sets default_query_exec_mode.
 //
+// Statement caching. With default_query_exec_mode=cache_statement (or
+// cache_describe) wharf's own statements still reach the server with their
+// values in the text, all different, so each is prepared once, planned for
+// its values and never reused: the cache costs a round trip and buys
+// nothing. Statements that do send bind parameters, such as a hand-written
+// copy of the claim with $1..$n, or queue queries of the application, can be
+// given a generic plan after five executions, chosen without knowing the
+// LIMIT or the clock; for those set plan_cache_mode=force_custom_plan, which
+// the URL passes to every connection as a run-time parameter
+// (postgres://.../app?default_query_exec_mode=cache_statement&plan_cache_mode=force_custom_plan).
+// Open does not set it for you: it would change the plans of the
+// application's own prepared statements and would not affect wharf's.
+//
 // Claims. Concurrent claimers never wait for each other: the claim is one
 // UPDATE ... WHERE id = ANY(ARRAY(SELECT ... FOR UPDATE SKIP LOCKED))
-// RETURNING, whose subquery reads the partial claim index in claim order and
-// runs exactly once (see ClaimQuery). Complete is one DELETE ... RETURNING.
+// RETURNING, whose subquery reads the partial claim index in claim order,
+// stopping after n eligible rows, and runs exactly once (see ClaimQuery).
+// The subquery carries a row-count hint so that it keeps this plan on a
+// table that has never been analyzed (just after Migrate or a bulk load),
+// where PostgreSQL's default estimates would otherwise sort the whole
+// backlog on every claim. Complete is one DELETE ... RETURNING.
 //
 // Notifications. Enqueue calls pg_notify(NotifyChannel(table), topics) once
 // per call in the caller's transaction, so the notification is delivered at
 // commit and never after a rollback. Outbox.Notifications, the
 // ports.OutboxNotifier a relay finds by type assertion, LISTENs on a
 // dedicated connection (settings copied from the pool, or
-// OutboxOptions.Listen.URL), reconnects with backoff and wakes the relay so
-// it can claim at once instead of polling.
+// OutboxOptions.Listen.URL), one per outbox however many channels it hands
+// out (WithDB copies included), reconnects with backoff and wakes the relay
+// so it can claim at once instead of polling.
 //
 // Schemas. Table names may be schema-qualified ("app.outbox_messages"; the
 // schema must exist); indexes live in the table's schema. Unqualified names

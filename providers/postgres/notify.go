@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -63,17 +64,44 @@ type ListenOptions struct {
 }
 
 // Notifications implements ports.OutboxNotifier with PostgreSQL
-// LISTEN/NOTIFY. It opens one dedicated connection (see ListenOptions),
-// LISTENs on NotifyChannel(table) and returns once listening, so every
-// Enqueue committed after it returns is signalled. The channel (buffer one)
-// receives a value per notification, coalesced. When the connection is lost
-// it reconnects with backoff, logging each failure, and sends one value
-// after reconnecting, since notifications may have been missed. The
-// connection is closed and the channel closed when ctx is done. An error
-// (no usable connection settings, server unreachable) means notifications
-// are unavailable; callers fall back to polling. Logs and errors never
-// contain the password.
+// LISTEN/NOTIFY. The channels of an outbox (and of its WithDB copies) share
+// one dedicated connection (see ListenOptions) that LISTENs on
+// NotifyChannel(table). The first call opens it and returns once listening,
+// so every Enqueue committed after it returns is signalled; later calls join
+// it and return at once. Each channel (buffer one) receives a value per
+// notification, coalesced. When the connection is lost it reconnects with
+// backoff, logging each failure, and sends one value on every channel after
+// reconnecting, since notifications may have been missed (a call that joins
+// while the connection is being re-established gets that value too). A
+// channel is closed when its ctx is done, and the connection when the last
+// channel is. An error (no usable connection settings, server unreachable)
+// means notifications are unavailable; callers fall back to polling. Logs and
+// errors never contain the password.
 func (o *Outbox) Notifications(ctx context.Context) (<-chan struct{}, error) {
+	backoff := o.listen.Backoff
+	if backoff == (core.Backoff{}) {
+		backoff = defaultListenBackoff
+	}
+	if err := backoff.Validate(); err != nil {
+		return nil, fmt.Errorf("outbox notifications: ListenOptions.Backoff: %w", err)
+	}
+	ping := o.listen.PingInterval
+	if ping <= 0 {
+		ping = DefaultListenPingInterval
+	}
+	h := o.hub
+	if h == nil { // not made by NewOutbox: a connection of its own
+		h = newListenHub()
+	}
+	h.start.Lock()
+	defer h.start.Unlock()
+	ch := make(chan struct{}, 1)
+	if h.join(ctx, ch) {
+		return ch, nil
+	}
+	if err := h.waitStopped(ctx); err != nil {
+		return nil, fmt.Errorf("outbox notifications: %w", err)
+	}
 	cfg, secrets, err := o.listenConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("outbox notifications: %w", err)
@@ -82,26 +110,100 @@ func (o *Outbox) Notifications(ctx context.Context) (<-chan struct{}, error) {
 		cfg:     cfg,
 		secrets: secrets,
 		channel: NotifyChannel(o.Queries().Names().Raw),
-		backoff: o.listen.Backoff,
-		ping:    o.listen.PingInterval,
+		backoff: backoff,
+		ping:    ping,
 		logger:  o.logger,
-	}
-	if l.backoff == (core.Backoff{}) {
-		l.backoff = defaultListenBackoff
-	}
-	if err := l.backoff.Validate(); err != nil {
-		return nil, fmt.Errorf("outbox notifications: ListenOptions.Backoff: %w", err)
-	}
-	if l.ping <= 0 {
-		l.ping = DefaultListenPingInterval
 	}
 	conn, err := l.connect(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("outbox notifications: %w", err)
 	}
-	ch := make(chan struct{}, 1)
-	go l.run(ctx, conn, ch)
+	// The connection outlives the call that opened it: it ends with its last
+	// channel, not with this ctx (whose values it keeps for logging).
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	h.started(ctx, ch, stop, done)
+	go func() {
+		defer close(done)
+		l.run(runCtx, conn, h.broadcast)
+	}()
 	return ch, nil
+}
+
+// listenHub shares the LISTEN connection of an outbox among its
+// Notifications channels.
+type listenHub struct {
+	start sync.Mutex // serialises Notifications calls, so one connection is opened at a time
+	mu    sync.Mutex // guards the fields below
+	subs  map[chan struct{}]struct{}
+	stop  context.CancelFunc // ends the running listener; nil when none runs
+	done  chan struct{}      // closed when the last started listener has ended
+}
+
+func newListenHub() *listenHub {
+	return &listenHub{subs: map[chan struct{}]struct{}{}}
+}
+
+// join adds ch to a running listener, reporting whether one runs.
+func (h *listenHub) join(ctx context.Context, ch chan struct{}) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stop == nil {
+		return false
+	}
+	h.subs[ch] = struct{}{}
+	go h.leave(ctx, ch)
+	return true
+}
+
+// started records a new listener (stopped by stop, ended when done closes)
+// and its first channel.
+func (h *listenHub) started(ctx context.Context, ch chan struct{}, stop context.CancelFunc, done chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stop, h.done = stop, done
+	h.subs[ch] = struct{}{}
+	go h.leave(ctx, ch)
+}
+
+// leave removes and closes ch when ctx is done, and stops the listener when
+// ch was its last channel.
+func (h *listenHub) leave(ctx context.Context, ch chan struct{}) {
+	<-ctx.Done()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.subs, ch)
+	close(ch)
+	if len(h.subs) == 0 && h.stop != nil {
+		h.stop()
+		h.stop = nil
+	}
+}
+
+// waitStopped waits until the previous listener, if any, has closed its
+// connection, so that listeners never overlap.
+func (h *listenHub) waitStopped(ctx context.Context) error {
+	h.mu.Lock()
+	done := h.done
+	h.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// broadcast sends a coalesced wake-up on every channel.
+func (h *listenHub) broadcast() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs {
+		signal(ch)
+	}
 }
 
 var _ ports.OutboxNotifier = (*Outbox)(nil)
@@ -178,7 +280,7 @@ func poolConfig(ctx context.Context, pool *sql.DB) (*pgx.ConnConfig, error) {
 	return cfg, nil
 }
 
-// listener owns the dedicated LISTEN connection of one Notifications call.
+// listener owns the LISTEN connection of a listenHub while it runs.
 type listener struct {
 	cfg     *pgx.ConnConfig
 	secrets []string
@@ -223,9 +325,9 @@ func signal(ch chan<- struct{}) {
 }
 
 // run waits for notifications until ctx is done, replacing the connection
-// whenever it fails.
-func (l *listener) run(ctx context.Context, conn *pgx.Conn, ch chan<- struct{}) {
-	defer close(ch)
+// whenever it fails; wake is called for every notification and after every
+// reconnection.
+func (l *listener) run(ctx context.Context, conn *pgx.Conn, wake func()) {
 	attrs := []slog.Attr{slog.String("channel", l.channel), slog.String("server", l.where())}
 	l.logger.LogAttrs(ctx, slog.LevelDebug, "outbox listener started", attrs...)
 	for {
@@ -233,11 +335,11 @@ func (l *listener) run(ctx context.Context, conn *pgx.Conn, ch chan<- struct{}) 
 			if conn = l.reconnect(ctx, attrs); conn == nil {
 				return // ctx done
 			}
-			signal(ch) // notifications may have been missed meanwhile
+			wake() // notifications may have been missed meanwhile
 		}
 		err := l.wait(ctx, conn)
 		if err == nil {
-			signal(ch)
+			wake()
 			continue
 		}
 		closeConn(conn)

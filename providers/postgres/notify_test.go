@@ -467,3 +467,93 @@ func TestNotificationsUnavailable(t *testing.T) {
 		})
 	}
 }
+
+// listenerBackends counts the server connections named appName.
+func listenerBackends(t *testing.T, db *bun.DB, appName string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, db.NewRaw("SELECT count(*) FROM pg_stat_activity WHERE application_name = ?", appName).
+		Scan(context.Background(), &n))
+	return n
+}
+
+// TestNotificationsShareOneConnection subscribes several times to one outbox
+// and its WithDB copy: one LISTEN connection serves them all, every channel
+// is woken, a cancelled channel leaves the others working and a
+// reconnection wakes every channel.
+func TestNotificationsShareOneConnection(t *testing.T) {
+	t.Parallel()
+	f := newNotifyFixture(t)
+	appName := randomName("wharf_listen_")
+	ob := f.outbox(t, postgres.OutboxOptions{Listen: postgres.ListenOptions{ApplicationName: appName}})
+	tx, err := f.db.BeginTx(f.ctx, nil)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback() }()
+
+	ctxA, cancelA := context.WithCancel(f.ctx)
+	defer cancelA()
+	a, err := ob.Notifications(ctxA)
+	require.NoError(t, err)
+	b, cancelB := listen(t, ob)
+	c, _ := listen(t, ob.WithDB(tx))
+	require.Equal(t, 1, listenerBackends(t, f.db, appName), "one connection for three channels")
+
+	_, err = ob.Enqueue(f.ctx, msg("t"))
+	require.NoError(t, err)
+	for name, ch := range map[string]<-chan struct{}{"a": a, "b": b, "c": c} {
+		requireWake(t, ch, "channel "+name+" is woken")
+	}
+
+	cancelA()
+	requireClosed(t, a)
+	_, err = ob.Enqueue(f.ctx, msg("t"))
+	require.NoError(t, err)
+	requireWake(t, b, "the other channels keep working")
+	requireWake(t, c, "the other channels keep working")
+	require.Equal(t, 1, listenerBackends(t, f.db, appName))
+
+	terminate(t, f.db, backendPID(t, f.db, appName, 0))
+	requireWake(t, b, "every channel is woken after the reconnection")
+	requireWake(t, c, "every channel is woken after the reconnection")
+	_, err = ob.Enqueue(f.ctx, msg("t"))
+	require.NoError(t, err)
+	requireWake(t, b, "notifications arrive on the new connection")
+	requireWake(t, c, "notifications arrive on the new connection")
+	require.Equal(t, 1, listenerBackends(t, f.db, appName))
+
+	cancelB()
+	requireClosed(t, b)
+	_, err = ob.Enqueue(f.ctx, msg("t"))
+	require.NoError(t, err)
+	requireWake(t, c, "the last channel keeps the connection")
+	require.Equal(t, 1, listenerBackends(t, f.db, appName))
+}
+
+// TestNotificationsConnectionClosesWithTheLastChannel checks that the shared
+// connection ends when its last channel does, and that a later call opens a
+// new one.
+func TestNotificationsConnectionClosesWithTheLastChannel(t *testing.T) {
+	t.Parallel()
+	f := newNotifyFixture(t)
+	appName := randomName("wharf_listen_")
+	ob := f.outbox(t, postgres.OutboxOptions{Listen: postgres.ListenOptions{ApplicationName: appName}})
+	for round := range 2 {
+		ctx1, cancel1 := context.WithCancel(f.ctx)
+		ctx2, cancel2 := context.WithCancel(f.ctx)
+		ch1, err := ob.Notifications(ctx1)
+		require.NoError(t, err)
+		ch2, err := ob.Notifications(ctx2)
+		require.NoError(t, err)
+		require.Equal(t, 1, listenerBackends(t, f.db, appName), "round %d: one connection", round)
+		_, err = ob.Enqueue(f.ctx, msg("t"))
+		require.NoError(t, err)
+		requireWake(t, ch1, "first channel")
+		requireWake(t, ch2, "second channel")
+		cancel1()
+		requireClosed(t, ch1)
+		cancel2()
+		requireClosed(t, ch2)
+		require.Eventually(t, func() bool { return listenerBackends(t, f.db, appName) == 0 }, mustArrive, 10*time.Millisecond,
+			"round %d: the connection closes with the last channel", round)
+	}
+}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/uptrace/bun"
 
-	"github.com/wharf-go/wharf/ports"
 	"github.com/wharf-go/wharf/providers/internal/outboxsql"
 )
 
@@ -51,6 +50,7 @@ type Outbox struct {
 	pool   *sql.DB // the pool NewOutbox was given; nil when it was given a transaction
 	listen ListenOptions
 	logger *slog.Logger
+	hub    *listenHub // the LISTEN connection shared by Notifications, also by WithDB copies
 }
 
 // NewOutbox returns an outbox on db. An invalid table name is an error
@@ -66,7 +66,7 @@ func NewOutbox(db bun.IDB, opts OutboxOptions) (*Outbox, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	o := &Outbox{Outbox: inner, listen: opts.Listen, logger: logger}
+	o := &Outbox{Outbox: inner, listen: opts.Listen, logger: logger, hub: newListenHub()}
 	if bdb, ok := db.(*bun.DB); ok {
 		o.pool = bdb.DB
 	}
@@ -75,35 +75,11 @@ func NewOutbox(db bun.IDB, opts OutboxOptions) (*Outbox, error) {
 
 // WithDB returns a copy bound to db (typically a transaction). It keeps the
 // pool and listen settings, so the copy's Notifications works as the
-// original's.
+// original's and shares its connection.
 func (o *Outbox) WithDB(db bun.IDB) *Outbox {
 	c := *o
 	c.Outbox = o.Outbox.WithDB(db)
 	return &c
-}
-
-// Enqueue implements ports.Outbox. In a transaction the messages and their
-// notification commit with it; on a *bun.DB (or bun.Conn) it opens a
-// transaction of its own.
-func (o *Outbox) Enqueue(ctx context.Context, msgs ...ports.OutboxMessage) ([]string, error) {
-	if len(msgs) == 0 {
-		return nil, nil
-	}
-	switch db := o.DB().(type) {
-	case bun.Tx, *bun.Tx:
-		return o.Outbox.Enqueue(ctx, msgs...)
-	default:
-		var ids []string
-		err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			var err error
-			ids, err = o.Outbox.WithDB(tx).Enqueue(ctx, msgs...)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		return ids, nil
-	}
 }
 
 // OutboxSetupStatements returns the idempotent CREATE TABLE / INDEX
@@ -168,8 +144,9 @@ var outboxDialect = &outboxsql.Dialect{
 // ClaimQuery renders PostgreSQL's claim, one statement:
 //
 //	UPDATE t SET <claim> WHERE id = ANY(ARRAY(
-//	    SELECT c.id FROM t AS c WHERE <eligible> ORDER BY c.available_at, c.id
-//	    LIMIT n FOR UPDATE SKIP LOCKED)) RETURNING ...
+//	    SELECT c.id FROM t AS c CROSS JOIN generate_series(1, (SELECT 1)) AS rows_hint
+//	    WHERE <eligible> ORDER BY c.available_at, c.id
+//	    LIMIT n FOR UPDATE OF c SKIP LOCKED)) RETURNING ...
 //
 // The eligible rows are found by one scan of the partial claim index in
 // claim order, skipping (never waiting for) rows that concurrent claimers
@@ -180,12 +157,46 @@ var outboxDialect = &outboxsql.Dialect{
 // MATERIALIZED CTE joined by UPDATE ... FROM, the planner sizes the join by
 // n: from about a thousand rows it picks a hash join fed by a sequential scan
 // of the whole table, dead letters included.)
+//
+// The cross join with generate_series(1, (SELECT 1)) adds exactly one row per
+// candidate, so it changes nothing in the result; it is a row-count hint (see
+// claimRowsHint) that keeps the ordered scan of the claim index the cheapest
+// plan on a table without statistics.
 func ClaimQuery(q *outboxsql.Queries, p outboxsql.ClaimParams) (string, []any) {
 	set, setArgs := q.ClaimSet(p, "? || id")
-	eligible, eligArgs := q.Eligible(p, "", " FOR UPDATE SKIP LOCKED")
+	eligible, eligArgs := q.Eligible(p, claimRowsHint, " FOR UPDATE OF c SKIP LOCKED")
 	return "UPDATE " + q.Names().Table + " SET " + set + " WHERE id = ANY(ARRAY(" + eligible + ")) RETURNING " + outboxsql.Columns,
 		append(setArgs, eligArgs...)
 }
+
+// claimRowsHint follows the claim subquery's table reference. It joins each
+// candidate row to a one-row set that the planner counts as 1000 rows
+// (generate_series' declared row count, used because the bound (SELECT 1)
+// is not a constant it can read), so the candidates are estimated at 1000
+// times what the WHERE clause leaves.
+//
+// Without it, a table that was never analyzed (just after Migrate, a bulk
+// load, autovacuum off or behind) is planned with default selectivities:
+// status = 'pending' and topic IN (...) at 0.5% each, available_at <= now
+// at a third, and so on, which estimate one or two eligible rows whatever
+// the backlog. A LIMIT at or above the estimate counts as "read everything",
+// so the ordered index scan is charged in full and loses, by a few percent,
+// to a bitmap scan of the claim index plus a sort: a plan that reads, checks
+// (per-key FIFO included) and sorts every due pending row to return n.
+// Measured (EXPLAIN ANALYZE, PostgreSQL 15), a claim of 100 took 32 ms
+// instead of 2 ms with 20,000 rows pending, and 0.3 to 1.3 s instead of 2 to
+// 3 ms with 100,000 (half of them keyed, 1,000 keys). No form of
+// the query without a larger estimate escapes this: a non-constant LIMIT,
+// a CTE or a LATERAL subquery are all costed against the same 1-row
+// estimate. With the hint the LIMIT covers a small fraction of the estimated
+// rows and the ordered scan, which stops after n eligible rows, is the
+// cheapest by far. With statistics the planner already prefers it for
+// batches that are small next to the backlog; the hint extends that to
+// batches that take most of it, where the ordered scan still reads no more
+// rows than a sort would. Its price is a few hundredths of a millisecond of
+// planning and one function call per claimed row. FOR UPDATE OF c keeps the
+// lock on the outbox rows only (a function cannot be locked).
+const claimRowsHint = " CROSS JOIN generate_series(1, (SELECT 1)) AS rows_hint"
 
 // notifyPrefix starts every notification channel name.
 const notifyPrefix = "wharf_outbox_"

@@ -32,6 +32,7 @@ var idemDialect = &idemsql.Dialect{
 	Quote:        quote,
 	Translate:    TranslateError,
 	InsertIgnore: "ON CONFLICT (storage_key) DO NOTHING",
+	WriteGate:    writeGate,
 	Setup: func(n idemsql.Names) []string {
 		return []string{
 			"CREATE TABLE IF NOT EXISTS " + n.Table + ` (

@@ -37,6 +37,7 @@ var outboxDialect = &outboxsql.Dialect{
 	Quote:     quote,
 	Translate: TranslateError,
 	Returning: true,
+	WriteGate: writeGate,
 	Setup: func(n outboxsql.Names) []string {
 		return []string{
 			"CREATE TABLE IF NOT EXISTS " + n.Table + ` (
@@ -68,7 +69,7 @@ var outboxDialect = &outboxsql.Dialect{
 		if err != nil {
 			return nil, err
 		}
-		return outboxsql.ScanRecords(rows)
+		return outboxsql.ScanRecordsN(rows, p.Limit)
 	},
 }
 

@@ -20,5 +20,8 @@ type UnitOfWork[T any] = txn.UnitOfWork[T]
 // transaction to make T from the transaction handle and the after-commit
 // event recorder.
 func NewUnitOfWork[T any](db *bun.DB, build func(tx bun.IDB, events ports.EventRecorder) (T, error), opts UnitOfWorkOptions) (*UnitOfWork[T], error) {
-	return txn.New(db, build, opts, TranslateError)
+	if db == nil {
+		return txn.New(db, build, opts, TranslateError) // reports the nil handle
+	}
+	return txn.NewGated(db, build, opts, TranslateError, gateFor(db.DB))
 }

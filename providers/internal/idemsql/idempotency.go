@@ -16,6 +16,7 @@ import (
 
 	"github.com/wharf-go/wharf/core"
 	"github.com/wharf-go/wharf/ports"
+	"github.com/wharf-go/wharf/providers/internal/txn"
 )
 
 // Defaults.
@@ -107,11 +108,15 @@ type Dialect struct {
 	// LockingRead is appended to the winner's SELECT so that a snapshot
 	// (MySQL REPEATABLE READ) never hides a committed record ("" for SQLite).
 	LockingRead string
+	// WriteGate, when set, returns the gate that the store's writes on db
+	// pass through (nil: none, e.g. when db is a transaction). See txn.Gate.
+	WriteGate func(db bun.IDB) *txn.Gate
 }
 
 // Store implements ports.Idempotency.
 type Store struct {
 	db   bun.IDB
+	gate *txn.Gate // the write gate of db; nil for none
 	opts Options
 	d    *Dialect
 	q    queries
@@ -135,7 +140,7 @@ func New(db bun.IDB, opts Options, d *Dialect) (*Store, error) {
 	if verb == "" {
 		verb = "INSERT"
 	}
-	return &Store{db: db, opts: opts, d: d, q: queries{
+	return &Store{db: db, gate: gateOf(d, db), opts: opts, d: d, q: queries{
 		insert: verb + " INTO " + t + " (storage_key, namespace, idem_key, scope, fingerprint, status, token, result, locked_until, expires_at, created_at, updated_at)" +
 			" VALUES (?, ?, ?, ?, ?, '" + statusInProgress + "', ?, NULL, ?, ?, ?, ?) " + d.InsertIgnore,
 		selectWinner:  "SELECT fingerprint, status, token, result, locked_until, expires_at FROM " + t + " WHERE storage_key = ?" + d.LockingRead,
@@ -161,7 +166,24 @@ func SetupStatements(opts Options, d *Dialect) ([]string, error) {
 func (s *Store) WithDB(db bun.IDB) *Store {
 	c := *s
 	c.db = db
+	c.gate = gateOf(s.d, db)
 	return &c
+}
+
+func gateOf(d *Dialect, db bun.IDB) *txn.Gate {
+	if d.WriteGate == nil {
+		return nil
+	}
+	return d.WriteGate(db)
+}
+
+// enter passes the write gate (when there is one) for action.
+func (s *Store) enter(ctx context.Context, action string) (context.Context, func(), error) {
+	ctx, leave, err := s.gate.Enter(ctx)
+	if err != nil {
+		return ctx, leave, fmt.Errorf("idempotency %s: wait for the write gate: %w", action, err)
+	}
+	return ctx, leave, nil
 }
 
 func (s *Store) wrap(op string, err error) error {
@@ -192,6 +214,11 @@ func (s *Store) Reserve(ctx context.Context, req ports.ReserveRequest) (ports.Re
 	}
 	sk := core.StorageKey(req.Namespace, req.Key, scopeKey)
 	res := ports.Reservation{Namespace: req.Namespace, Key: req.Key, ScopeKey: scopeKey}
+	ctx, leave, err := s.enter(ctx, "reserve")
+	if err != nil {
+		return res, err
+	}
+	defer leave()
 
 	for round := 0; round < reserveRounds; round++ {
 		now := core.Clock(s.opts.Now).Now()
@@ -287,6 +314,11 @@ func (s *Store) mutate(ctx context.Context, action string, r ports.Reservation, 
 		return mutErr
 	}
 	sk := core.StorageKey(r.Namespace, r.Key, r.ScopeKey)
+	ctx, leave, err := s.enter(ctx, action)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	res, err := s.db.ExecContext(ctx, query, append(args, sk, r.Token)...)
 	if err != nil {
 		return s.wrap(action, err)

@@ -101,6 +101,11 @@ func (o *Outbox) Purge(ctx context.Context, olderThan time.Time) (int64, error) 
 }
 
 func (o *Outbox) exec(ctx context.Context, op, q string, args ...any) (int64, error) {
+	ctx, leave, err := o.enter(ctx, op)
+	if err != nil {
+		return 0, err
+	}
+	defer leave()
 	res, err := o.db.ExecContext(ctx, q, args...)
 	if err != nil {
 		return 0, o.wrap(op, err)

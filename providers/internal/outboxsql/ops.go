@@ -3,6 +3,7 @@ package outboxsql
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -45,6 +46,11 @@ func (o *Outbox) batch(ctx context.Context, op string, claims []ports.Claim, pla
 	if err != nil {
 		return err
 	}
+	ctx, leave, err := o.enter(ctx, op)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	args := append(lead, bun.In(ids), bun.In(tokens))
 	if o.dialect.Returning {
 		rows, err := o.db.QueryContext(ctx, returning, args...)
@@ -57,10 +63,30 @@ func (o *Outbox) batch(ctx context.Context, op string, claims []ports.Claim, pla
 		}
 		return lostError(op, ids, done)
 	}
-	// Without RETURNING: find the claims still held, then apply the change to
-	// exactly those, in one transaction (a savepoint when already in one).
-	// The lost claims are reported after the commit: returned from inside
-	// RunInTx, the error would roll back the change to the held ones.
+	// Without RETURNING, first the fast path: the statement alone, in a
+	// transaction (a savepoint when already in one), committed when it
+	// matched every claim, the usual case.
+	err = o.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.ExecContext(ctx, plain, args...)
+		if err != nil {
+			return o.wrap(op, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return o.wrap(op, err)
+		}
+		if n != int64(len(ids)) {
+			return errShort // roll back: which claims matched is unknown
+		}
+		return nil
+	})
+	if !errors.Is(err, errShort) {
+		return err
+	}
+	// Some claims were lost. Find the claims still held, then apply the
+	// change to exactly those, in one transaction (a savepoint when already
+	// in one). The lost claims are reported after the commit: returned from
+	// inside RunInTx, the error would roll back the change to the held ones.
 	var held map[string]struct{}
 	err = o.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		rows, err := tx.QueryContext(ctx, o.q.present+" FOR UPDATE", bun.In(ids), bun.In(tokens))
@@ -82,6 +108,10 @@ func (o *Outbox) batch(ctx context.Context, op string, claims []ports.Claim, pla
 	}
 	return lostError(op, ids, held)
 }
+
+// errShort rolls back a fast-path statement that matched fewer rows than
+// claims.
+var errShort = errors.New("fewer rows than claims")
 
 func keys(m map[string]struct{}) []string {
 	out := make([]string, 0, len(m))
@@ -121,6 +151,11 @@ func (o *Outbox) single(ctx context.Context, op string, claim ports.Claim, query
 	if claim.ID == "" || claim.Token == "" {
 		return fmt.Errorf("outbox %s: %w", op, core.Invalidf("claim has an empty ID or Token; pass ClaimedMessage.Claim()"))
 	}
+	ctx, leave, err := o.enter(ctx, op)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	res, err := o.db.ExecContext(ctx, query, append(args, claim.ID, claim.Token)...)
 	if err != nil {
 		return o.wrap(op, err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wharf-go/wharf/core"
 	"github.com/wharf-go/wharf/ports"
+	"github.com/wharf-go/wharf/providers/internal/txn"
 )
 
 // Defaults.
@@ -129,11 +130,16 @@ type Dialect struct {
 	// AfterEnqueue, when set, runs after a successful Enqueue in the same
 	// handle (PostgreSQL's pg_notify).
 	AfterEnqueue func(ctx context.Context, db bun.IDB, n Names, topics []string) error
+	// WriteGate, when set, returns the gate that the outbox's writes on db
+	// pass through (nil: none, e.g. when db is a transaction, whose writer
+	// is already admitted). SQLite's serialises writers per database.
+	WriteGate func(db bun.IDB) *txn.Gate
 }
 
 // Outbox is the shared implementation of ports.Outbox and ports.OutboxAdmin.
 type Outbox struct {
 	db      bun.IDB
+	gate    *txn.Gate // the write gate of db; nil for none
 	opts    Options
 	dialect *Dialect
 	q       *Queries
@@ -148,7 +154,25 @@ func New(db bun.IDB, opts Options, d *Dialect) (*Outbox, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	return &Outbox{db: db, opts: opts, dialect: d, q: newQueries(NewNames(opts.TableName, d.Quote), d.IDHint)}, nil
+	o := &Outbox{db: db, opts: opts, dialect: d, q: newQueries(NewNames(opts.TableName, d.Quote), d.IDHint)}
+	o.gate = o.gateOf(db)
+	return o, nil
+}
+
+func (o *Outbox) gateOf(db bun.IDB) *txn.Gate {
+	if o.dialect.WriteGate == nil {
+		return nil
+	}
+	return o.dialect.WriteGate(db)
+}
+
+// enter passes the write gate (when there is one) for operation op.
+func (o *Outbox) enter(ctx context.Context, op string) (context.Context, func(), error) {
+	ctx, leave, err := o.gate.Enter(ctx)
+	if err != nil {
+		return ctx, leave, fmt.Errorf("outbox %s: wait for the write gate: %w", op, err)
+	}
+	return ctx, leave, nil
 }
 
 // SetupStatements returns the DDL for opts.
@@ -165,6 +189,7 @@ func SetupStatements(opts Options, d *Dialect) ([]string, error) {
 func (o *Outbox) WithDB(db bun.IDB) *Outbox {
 	c := *o
 	c.db = db
+	c.gate = o.gateOf(db)
 	return &c
 }
 
@@ -201,19 +226,48 @@ func (o *Outbox) Enqueue(ctx context.Context, msgs ...ports.OutboxMessage) ([]st
 			topics = append(topics, m.Topic)
 		}
 	}
+	ctx, leave, err := o.enter(ctx, "enqueue")
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
+	switch db := o.db.(type) {
+	case bun.Tx, *bun.Tx:
+		// The caller's transaction makes it all or none.
+	default:
+		if len(rows) > enqueueChunk || o.dialect.AfterEnqueue != nil {
+			// Several statements: one transaction of its own, so that a
+			// failure stores nothing (one INSERT alone is atomic).
+			err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+				return o.WithDB(tx).insert(ctx, rows, topics)
+			})
+			if err != nil {
+				return nil, err
+			}
+			return ids, nil
+		}
+	}
+	if err := o.insert(ctx, rows, topics); err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// insert writes rows in chunks on o's handle, then runs AfterEnqueue.
+func (o *Outbox) insert(ctx context.Context, rows [][]any, topics []string) error {
 	for start := 0; start < len(rows); start += enqueueChunk {
 		end := min(start+enqueueChunk, len(rows))
 		query, args := o.q.insert(rows[start:end])
 		if _, err := o.db.ExecContext(ctx, query, args...); err != nil {
-			return nil, o.wrap("enqueue", err)
+			return o.wrap("enqueue", err)
 		}
 	}
 	if o.dialect.AfterEnqueue != nil {
 		if err := o.dialect.AfterEnqueue(ctx, o.db, o.q.n, topics); err != nil {
-			return nil, o.wrap("enqueue notify", err)
+			return o.wrap("enqueue notify", err)
 		}
 	}
-	return ids, nil
+	return nil
 }
 
 func contains(xs []string, s string) bool {
@@ -291,6 +345,11 @@ func (o *Outbox) Claim(ctx context.Context, opts ports.ClaimOptions) ([]ports.Cl
 	if opts.Lease <= 0 {
 		return nil, fmt.Errorf("outbox claim: %w", core.Invalidf("Lease %v must be positive", opts.Lease))
 	}
+	ctx, leave, err := o.enter(ctx, "claim")
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	now := o.now()
 	p := ClaimParams{
 		Now:         core.FormatTime(now),

@@ -9,7 +9,6 @@ import (
 
 	"github.com/uptrace/bun"
 
-	"github.com/wharf-go/wharf/core"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -139,40 +138,53 @@ func (r *Record) Claimed() ports.ClaimedMessage {
 }
 
 // ScanRecords reads rows selected with Columns and closes them.
-func ScanRecords(rows *sql.Rows) ([]Record, error) {
+func ScanRecords(rows *sql.Rows) ([]Record, error) { return ScanRecordsN(rows, 0) }
+
+// ScanRecordsN is ScanRecords with room for n rows allocated at the first
+// row (the claim's limit; 0 when unknown).
+func ScanRecordsN(rows *sql.Rows, n int) ([]Record, error) {
 	defer rows.Close()
-	var out []Record
+	var (
+		out                                []Record
+		kind, status                       string
+		key, headers, locked, token, lastE sql.NullString
+		avail, created, updated            string
+	)
 	for rows.Next() {
 		var (
-			r                                  Record
-			kind, status, payload              string
-			key, headers, locked, token, lastE sql.NullString
-			avail, created, updated            string
+			r       Record
+			payload []byte
 		)
 		if err := rows.Scan(&r.ID, &kind, &r.Topic, &key, &payload, &headers, &status, &r.Attempts, &r.MaxAttempts,
 			&avail, &locked, &token, &lastE, &created, &updated); err != nil {
 			return nil, err
 		}
 		r.Kind, r.Status, r.Key, r.Token, r.LastError = ports.MessageKind(kind), ports.MessageStatus(status), key.String, token.String, lastE.String
-		r.Payload = json.RawMessage(payload)
+		if payload == nil {
+			payload = []byte{} // a NOT NULL column: empty, never nil
+		}
+		r.Payload = payload
+		if out == nil {
+			out = make([]Record, 0, max(n, 1)) // on the first row: an empty claim allocates nothing
+		}
 		if headers.Valid && headers.String != "" {
 			if err := json.Unmarshal([]byte(headers.String), &r.Headers); err != nil {
 				return nil, fmt.Errorf("message %s: decode headers: %w", r.ID, err)
 			}
 		}
 		var err error
-		if r.AvailableAt, err = core.ParseTime(avail); err != nil {
+		if r.AvailableAt, err = parseTime(avail); err != nil {
 			return nil, err
 		}
 		if locked.Valid {
-			if r.LockedUntil, err = core.ParseTime(locked.String); err != nil {
+			if r.LockedUntil, err = parseTime(locked.String); err != nil {
 				return nil, err
 			}
 		}
-		if r.CreatedAt, err = core.ParseTime(created); err != nil {
+		if r.CreatedAt, err = parseTime(created); err != nil {
 			return nil, err
 		}
-		if r.UpdatedAt, err = core.ParseTime(updated); err != nil {
+		if r.UpdatedAt, err = parseTime(updated); err != nil {
 			return nil, err
 		}
 		out = append(out, r)
@@ -184,5 +196,5 @@ func parseOptTime(s sql.NullString) (time.Time, error) {
 	if !s.Valid || s.String == "" {
 		return time.Time{}, nil
 	}
-	return core.ParseTime(s.String)
+	return parseTime(s.String)
 }

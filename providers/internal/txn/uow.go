@@ -52,6 +52,7 @@ type UnitOfWork[T any] struct {
 	opts      Options
 	translate func(error) error
 	key       *int // unique context key per unit of work
+	gate      *Gate
 }
 
 // New returns a unit of work; translate classifies driver errors.
@@ -98,6 +99,18 @@ func (s *txState[T]) record(_ context.Context, events ...ports.Event) error {
 	return nil
 }
 
+// NewGated is New with a write gate: every transaction waits for g before
+// BEGIN and leaves it after COMMIT or ROLLBACK, and fn's context is inside g
+// (see Gate). A nil g is New.
+func NewGated[T any](db *bun.DB, build Build[T], opts Options, translate func(error) error, g *Gate) (*UnitOfWork[T], error) {
+	u, err := New(db, build, opts, translate)
+	if err != nil {
+		return nil, err
+	}
+	u.gate = g
+	return u, nil
+}
+
 // Transaction implements ports.UnitOfWork.
 func (u *UnitOfWork[T]) Transaction(ctx context.Context, fn func(ctx context.Context, tx T) error) error {
 	if st, ok := ctx.Value(u.key).(*txState[T]); ok {
@@ -138,6 +151,11 @@ func (u *UnitOfWork[T]) pause(ctx context.Context, attempt int) error {
 }
 
 func (u *UnitOfWork[T]) attempt(ctx context.Context, fn func(ctx context.Context, tx T) error) (_ []ports.Event, err error) {
+	ctx, leave, err := u.gate.Enter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin transaction: wait for the write gate: %w", err)
+	}
+	defer leave() // deferred first, so it runs after the rollback below
 	tx, err := u.db.BeginTx(ctx, u.opts.TxOptions)
 	if err != nil {
 		return nil, fmt.Errorf("begin transaction: %w", u.translate(err))
