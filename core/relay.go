@@ -14,8 +14,11 @@ import (
 // Relay defaults: the values that zero RelayOptions fields stand for (see
 // the fields of the same names).
 const (
-	DefaultRelayBatchSize        = 100
-	DefaultRelayConcurrency      = 16
+	DefaultRelayBatchSize = 100
+	// DefaultRelayConcurrency is the Concurrency of a relay with the default
+	// BatchSize: a zero Concurrency means twice BatchSize, whatever
+	// BatchSize is.
+	DefaultRelayConcurrency      = 2 * DefaultRelayBatchSize
 	DefaultRelayLease            = 30 * time.Second
 	DefaultRelayPollInterval     = 500 * time.Millisecond
 	DefaultRelayMaxPollInterval  = 5 * time.Second
@@ -113,11 +116,16 @@ type Observer func(ctx context.Context, o Observation)
 // negative duration or count is an error.
 type RelayOptions struct {
 	// BatchSize is the most messages one claim asks for. Default 100. A claim
-	// never asks for more than the free handler slots either.
+	// never asks for more than the free handler slots either; while handlers
+	// run, the relay claims again once min(BatchSize, Concurrency/2) slots
+	// are free (or after PollInterval with fewer), so claims come back full.
 	BatchSize int
-	// Concurrency is the number of handler goroutines, and so the most
+	// Concurrency is the most handlers running at once, and so the most
 	// messages held at once (besides those waiting for their completion to
-	// be written). Default 16.
+	// be written). Default 2 × BatchSize (200 with the default BatchSize):
+	// one batch is handled while the next is claimed. Lower it for handlers
+	// that must not run that many at a time; with Concurrency below
+	// BatchSize claims are smaller than BatchSize.
 	Concurrency int
 	// Lease is how long a claim holds a message. A handler still running a
 	// third of the way into its lease gets the lease extended to now +
@@ -170,8 +178,8 @@ func (o *RelayOptions) setDefaults() {
 	if o.BatchSize == 0 {
 		o.BatchSize = DefaultRelayBatchSize
 	}
-	if o.Concurrency == 0 {
-		o.Concurrency = DefaultRelayConcurrency
+	if o.Concurrency == 0 && o.BatchSize > 0 {
+		o.Concurrency = 2 * o.BatchSize
 	}
 	if o.Lease == 0 {
 		o.Lease = DefaultRelayLease
@@ -346,8 +354,11 @@ var errBusy = errors.New("core: relay: a Run or Drain of this relay is already r
 //
 // If ctx is cancelled, Drain stops claiming and shuts down as Run does (in
 // flight handlers get ShutdownTimeout, then what is left is released) and
-// returns the counts with ctx's error. A claim error ends the pass early
-// (after the same orderly finish) and is returned.
+// returns the counts with ctx's error. A retryable claim error
+// (ports.ErrRetryable: a deadlock, a busy database) is logged as a warning
+// and the claim retried after a short pause (a few milliseconds, doubling);
+// after 8 such retries in a row, or on any other claim error, the pass ends
+// early (after the same orderly finish) and the error is returned.
 func (r *Relay) Drain(ctx context.Context) (DrainResult, error) {
 	if !r.active.CompareAndSwap(false, true) {
 		return DrainResult{}, errBusy
@@ -365,8 +376,11 @@ func (r *Relay) Drain(ctx context.Context) (DrainResult, error) {
 // PollInterval (doubling while claims come back empty, up to
 // MaxPollInterval) — or less: when the outbox implements
 // ports.OutboxNotifier, a notification wakes it at once (if Notifications
-// fails it logs a warning and polls). Claim errors are logged and retried
-// after the same idle back-off; they never stop Run.
+// fails it logs a warning and polls). Claim errors never stop Run: a
+// retryable one (ports.ErrRetryable: a deadlock, a busy database) is logged
+// as a warning and retried after a short pause (a few milliseconds,
+// doubling up to 1s while they repeat), any other is logged as an error and
+// retried after the idle back-off.
 //
 // On cancellation it stops claiming, gives in-flight handlers up to
 // ShutdownTimeout to finish (their leases are still extended), then cancels

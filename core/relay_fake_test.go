@@ -18,6 +18,13 @@ type memOutbox struct {
 	msgs   []*memMsg
 	seq    int
 	claims chan int // receives the size of every Claim result, if not nil
+	// claimErrs are returned by the next Claim calls, one per call, in
+	// order (a nil entry lets that call claim); afterwards claimErr is
+	// returned by every call, if set.
+	claimErrs []error
+	claimErr  error
+	limits    []int // the Limit of every Claim call that claimed
+	calls     int   // Claim calls
 
 	notify    chan struct{} // returned by Notifications when set
 	notifyErr error         // returned by Notifications when set
@@ -45,6 +52,19 @@ func (o *memOutbox) Enqueue(context.Context, ...ports.OutboxMessage) ([]string, 
 
 func (o *memOutbox) Claim(_ context.Context, opts ports.ClaimOptions) ([]ports.ClaimedMessage, error) {
 	o.mu.Lock()
+	o.calls++
+	if len(o.claimErrs) > 0 {
+		err := o.claimErrs[0]
+		o.claimErrs = o.claimErrs[1:]
+		if err != nil {
+			o.mu.Unlock()
+			return nil, err
+		}
+	} else if o.claimErr != nil {
+		o.mu.Unlock()
+		return nil, o.claimErr
+	}
+	o.limits = append(o.limits, opts.Limit)
 	var out []ports.ClaimedMessage
 	for _, m := range o.msgs {
 		if len(out) == opts.Limit {
@@ -114,6 +134,32 @@ func (o *memOutbox) Extend(_ context.Context, c ports.Claim, lease time.Duration
 
 func (o *memOutbox) Release(_ context.Context, claims ...ports.Claim) error {
 	return o.settle("release", claims, func(m *memMsg) { m.held = false; m.m.Attempts-- })
+}
+
+// claimStats returns the number of Claim calls and the limits of those that
+// claimed.
+func (o *memOutbox) claimStats() (calls int, limits []int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.calls, append([]int(nil), o.limits...)
+}
+
+// count returns how many messages are in state ("delivered", "dead", "held"
+// or "" for pending).
+func (o *memOutbox) count(state string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for _, m := range o.msgs {
+		s := m.state
+		if m.held {
+			s = "held"
+		}
+		if s == state {
+			n++
+		}
+	}
+	return n
 }
 
 // state returns a message's state: "delivered", "dead", "held" or "".

@@ -129,8 +129,79 @@ func TestHandlersLookup(t *testing.T) {
 
 func TestClaimThreshold(t *testing.T) {
 	t.Parallel()
-	for _, tt := range []struct{ batch, conc, want int }{{100, 16, 4}, {2, 16, 1}, {100, 1, 1}, {100, 64, 16}} {
+	for _, tt := range []struct{ batch, conc, want int }{{100, 200, 100}, {100, 16, 8}, {2, 16, 2}, {100, 1, 1}, {100, 64, 32}, {10, 100, 10}} {
 		r := &Relay{opts: RelayOptions{BatchSize: tt.batch, Concurrency: tt.conc}}
 		require.Equal(t, tt.want, newPass(context.Background(), r).threshold, "batch %d concurrency %d", tt.batch, tt.conc)
 	}
+}
+
+func TestClaimRetryDelay(t *testing.T) {
+	t.Parallel()
+	prev := time.Duration(0)
+	for n := range 20 {
+		d := claimRetryDelay(n)
+		ceil := min(claimRetryBase<<min(n, 16), claimRetryCap)
+		require.GreaterOrEqual(t, d, ceil/2, "attempt %d", n)
+		require.LessOrEqual(t, d, ceil, "attempt %d", n)
+		require.GreaterOrEqual(t, ceil, prev, "never shrinks")
+		prev = ceil
+	}
+	require.Equal(t, claimRetryCap, min(claimRetryBase<<16, claimRetryCap))
+}
+
+type ctxKey struct{}
+
+func TestHandlerCtx(t *testing.T) {
+	t.Parallel()
+	parent := context.WithoutCancel(context.WithValue(context.Background(), ctxKey{}, "v"))
+	c := newHandlerCtx(parent)
+	require.Equal(t, "v", c.Value(ctxKey{}), "values pass through")
+	_, has := c.Deadline()
+	require.False(t, has)
+	require.NoError(t, c.Err())
+	done := c.Done()
+	select {
+	case <-done:
+		require.FailNow(t, "done before cancel")
+	default:
+	}
+
+	// Derived contexts register through AfterFunc and follow the cancel.
+	child, cancelChild := context.WithCancel(c)
+	defer cancelChild()
+	timed, cancelTimed := context.WithTimeout(c, time.Hour)
+	defer cancelTimed()
+	stopped, cancelStopped := context.WithCancel(c)
+	cancelStopped() // unregisters: must not run after c's cancel
+	ran := make(chan struct{})
+	stop := context.AfterFunc(c, func() { close(ran) })
+
+	c.cancel()
+	c.cancel() // idempotent
+	<-done
+	<-child.Done()
+	<-timed.Done()
+	<-ran
+	require.False(t, stop(), "already ran")
+	require.ErrorIs(t, c.Err(), context.Canceled)
+	require.ErrorIs(t, context.Cause(c), context.Canceled)
+	require.ErrorIs(t, child.Err(), context.Canceled)
+	require.ErrorIs(t, timed.Err(), context.Canceled)
+	require.ErrorIs(t, stopped.Err(), context.Canceled)
+
+	// Asked for Done only after the cancel, and derived after it.
+	late := newHandlerCtx(parent)
+	late.cancel()
+	<-late.Done()
+	lateChild, cancelLate := context.WithCancel(late)
+	defer cancelLate()
+	<-lateChild.Done()
+
+	// stop before the cancel prevents the func.
+	c2 := newHandlerCtx(parent)
+	stop2 := context.AfterFunc(c2, func() { t.Error("stopped func ran") })
+	require.True(t, stop2())
+	require.False(t, stop2())
+	c2.cancel()
+	require.Empty(t, c2.funcs)
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wharf-go/wharf/ports"
@@ -37,9 +39,15 @@ const (
 
 // delivery is one claimed message within a pass.
 type delivery struct {
-	msg    ports.ClaimedMessage
-	route  *route
-	cancel context.CancelFunc
+	msg   ports.ClaimedMessage
+	route *route
+	// ctx is the handler's: hc, or a context with the topic's Timeout
+	// derived from it (stop releases its timer).
+	ctx  context.Context
+	hc   handlerCtx // part of the delivery: one allocation per message
+	stop context.CancelFunc
+	// prev and next link the pass's live deliveries (under pass.mu).
+	prev, next *delivery
 	// started is when the handler was dispatched (real clock).
 	started time.Time
 	// ran is how long the handler ran, once it returned.
@@ -58,26 +66,28 @@ type pass struct {
 	// bg carries ctx's values without its cancellation: outcomes are
 	// recorded with it, so a shutdown never interrupts them half-way.
 	bg context.Context
-	// hctx is the parent of the handlers' contexts; hcancel cancels them
-	// when a shutdown outlasts ShutdownTimeout.
-	hctx    context.Context
-	hcancel context.CancelFunc
 	// threshold is how many free slots make a claim worth it while handlers
 	// are still running.
 	threshold int
 
+	// running counts the occupied slots: messages dispatched whose worker
+	// has not finished with them (handler, then the hand-off to the
+	// completer or the Retry/DeadLetter write). A worker is busy only while
+	// its message counts here.
+	running atomic.Int64
+
 	mu        sync.Mutex
-	live      map[string]*delivery // by claim token
-	running   int                  // handler goroutines (occupied slots)
-	cancelled bool                 // the shutdown cancelled the handlers
+	live      delivery // sentinel of the ring of messages held (claimed, no outcome yet)
+	cancelled bool     // the shutdown cancelled the handlers
 	res       DrainResult
 
+	pool      workerPool    // runs the handlers
 	slotFreed chan struct{} // coalesced: a slot became free
 	handlers  sync.WaitGroup
 	doneOnce  sync.Once
-	allDone   chan struct{} // closed when every handler goroutine returned
+	allDone   chan struct{} // closed when every dispatched handler returned
 
-	sends         sync.WaitGroup // handler goroutines sending to completions
+	sends         sync.WaitGroup // workers sending to completions
 	completions   chan *delivery
 	completerDone chan struct{}
 	flushErr      error // final flush failure (set by the completer before completerDone)
@@ -87,24 +97,31 @@ type pass struct {
 
 func newPass(ctx context.Context, r *Relay) *pass {
 	bg := context.WithoutCancel(ctx)
-	hctx, hcancel := context.WithCancel(bg)
-	return &pass{
+	p := &pass{
 		r:             r,
 		ctx:           ctx,
 		bg:            bg,
-		hctx:          hctx,
-		hcancel:       hcancel,
-		threshold:     max(1, min(r.opts.BatchSize, r.opts.Concurrency)/4),
-		live:          make(map[string]*delivery),
+		threshold:     claimThreshold(r.opts.BatchSize, r.opts.Concurrency),
 		slotFreed:     make(chan struct{}, 1),
 		completions:   make(chan *delivery, r.opts.Concurrency),
 		completerDone: make(chan struct{}),
 		keeperStop:    make(chan struct{}),
 		keeperDone:    make(chan struct{}),
 	}
+	p.pool.limit, p.pool.run = r.opts.Concurrency, p.handle
+	return p
+}
+
+// claimThreshold is how many free slots make a claim worth it while
+// handlers are running: a full batch when Concurrency leaves room for two,
+// else half the slots, so claims come back full and the next one overlaps
+// the handlers of the last.
+func claimThreshold(batch, concurrency int) int {
+	return max(1, min(batch, concurrency/2))
 }
 
 func (p *pass) startWorkers() {
+	p.live.prev, p.live.next = &p.live, &p.live
 	go p.completer()
 	go p.keeper()
 }
@@ -132,6 +149,7 @@ func (p *pass) run() error {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	idle := r.opts.PollInterval
+	conflicts := 0 // consecutive retryable claim errors
 	var gatherUntil time.Time
 	for p.ctx.Err() == nil {
 		limit, ok := p.awaitSlots(&gatherUntil, timer)
@@ -143,12 +161,23 @@ func (p *pass) run() error {
 			if p.ctx.Err() != nil {
 				break
 			}
+			if errors.Is(err, ports.ErrRetryable) {
+				// A transient conflict (deadlock, busy): the claim was rolled
+				// back, so try again soon.
+				d := claimRetryDelay(conflicts)
+				conflicts++
+				r.log.LogAttrs(p.bg, slog.LevelWarn, "relay: claim hit a transient conflict; retrying",
+					slog.Any("error", err), slog.Int("conflicts", conflicts), slog.Duration("retry_in", d))
+				p.sleep(timer, d, nil)
+				continue
+			}
 			r.log.LogAttrs(p.bg, slog.LevelError, "relay: claim failed; retrying after the idle interval",
 				slog.Any("error", err), slog.Duration("retry_in", idle))
 			p.sleep(timer, idle, nil)
 			idle = min(2*idle, r.opts.MaxPollInterval)
 			continue
 		}
+		conflicts = 0
 		if p.ctx.Err() != nil {
 			p.park(msgs) // claimed as the shutdown began: released, not handled
 			break
@@ -182,6 +211,7 @@ func (p *pass) drain() (DrainResult, error) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	remaining := r.opts.MaxMessages // 0: no limit
+	conflicts := 0                  // consecutive retryable claim errors
 	var gatherUntil time.Time
 	var claimErr error
 	for p.ctx.Err() == nil {
@@ -194,11 +224,24 @@ func (p *pass) drain() (DrainResult, error) {
 		}
 		msgs, err := p.claim(limit)
 		if err != nil {
-			if p.ctx.Err() == nil {
-				claimErr = fmt.Errorf("core: relay drain: %w", err)
+			if p.ctx.Err() != nil {
+				break
 			}
+			if errors.Is(err, ports.ErrRetryable) && conflicts < drainClaimRetries {
+				d := claimRetryDelay(conflicts)
+				conflicts++
+				r.log.LogAttrs(p.bg, slog.LevelWarn, "relay: claim hit a transient conflict; retrying",
+					slog.Any("error", err), slog.Int("conflicts", conflicts), slog.Duration("retry_in", d))
+				p.sleep(timer, d, nil)
+				continue
+			}
+			if conflicts > 0 {
+				err = fmt.Errorf("%d consecutive claims failed, the last with: %w", conflicts+1, err)
+			}
+			claimErr = fmt.Errorf("core: relay drain: %w", err)
 			break
 		}
+		conflicts = 0
 		if p.ctx.Err() != nil {
 			p.park(msgs)
 			break
@@ -228,9 +271,7 @@ func (p *pass) drain() (DrainResult, error) {
 // awaitSlots returns how many messages to claim now. It returns ok=false
 // after waiting for a slot (or for ctx), so the caller re-checks.
 func (p *pass) awaitSlots(gatherUntil *time.Time, timer *time.Timer) (limit int, ok bool) {
-	p.mu.Lock()
-	running := p.running
-	p.mu.Unlock()
+	running := int(p.running.Load())
 	free := p.r.opts.Concurrency - running
 	if free <= 0 {
 		select {
@@ -283,6 +324,27 @@ func (p *pass) sleep(timer *time.Timer, d time.Duration, wake *<-chan struct{}) 
 	return false
 }
 
+// Retryable claim errors (ports.ErrRetryable: a deadlock, a busy database)
+// are retried after claimRetryDelay; Drain gives up after drainClaimRetries
+// in a row and returns the error.
+const (
+	drainClaimRetries = 8
+	claimRetryBase    = 5 * time.Millisecond
+	claimRetryCap     = time.Second
+)
+
+// claimRetryDelay is the pause before retrying a claim after n earlier
+// consecutive conflicts: claimRetryBase doubling up to claimRetryCap, the
+// upper half jittered so that relays that deadlocked on each other do not
+// collide again.
+func claimRetryDelay(n int) time.Duration {
+	d := claimRetryCap
+	if n < 16 {
+		d = min(claimRetryBase<<n, claimRetryCap)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
 // claim claims up to limit messages. It does not use the caller's ctx: a
 // claim interrupted after it committed would leave messages locked that the
 // relay does not know about. It is bounded by the lease instead.
@@ -306,29 +368,66 @@ func (p *pass) extendAt(lockedUntil time.Time) time.Time {
 	return lockedUntil.Add(-2 * p.r.opts.Lease / 3)
 }
 
-// dispatch starts a handler goroutine for every message.
+// cancel cancels the handler's context.
+func (d *delivery) cancel() {
+	d.hc.cancel()
+	if d.stop != nil {
+		d.stop()
+	}
+}
+
+// dispatch hands the messages to the worker pool.
 func (p *pass) dispatch(msgs []ports.ClaimedMessage) {
-	for _, m := range msgs {
-		rt := p.r.handlers.lookup(m)
-		ctx, cancel := context.WithCancel(p.hctx)
-		if rt.opts.Timeout > 0 {
-			var cancelTimeout context.CancelFunc
-			ctx, cancelTimeout = context.WithTimeout(ctx, rt.opts.Timeout)
-			parent := cancel
-			cancel = func() { cancelTimeout(); parent() }
+	if len(msgs) == 0 {
+		return
+	}
+	// One allocation per message, not one array per batch: a slow handler
+	// must not keep the payloads of its whole batch alive.
+	ds := make([]*delivery, len(msgs))
+	var now time.Time // relay clock, read once when needed
+	started := time.Now()
+	for i := range msgs {
+		m := &msgs[i]
+		d := &delivery{msg: *m, route: p.r.handlers.lookup(*m), started: started}
+		ds[i] = d
+		d.hc.Context = p.bg
+		d.ctx = &d.hc
+		if t := d.route.opts.Timeout; t > 0 {
+			d.ctx, d.stop = context.WithTimeout(&d.hc, t)
 		}
 		locked := m.LockedUntil
 		if locked.IsZero() {
-			locked = p.r.now().Add(p.r.opts.Lease)
+			if now.IsZero() {
+				now = p.r.now()
+			}
+			locked = now.Add(p.r.opts.Lease)
 		}
-		d := &delivery{msg: m, route: rt, cancel: cancel, started: time.Now(), lockedUntil: locked, extendAt: p.extendAt(locked)}
-		p.mu.Lock()
-		p.live[m.Token] = d
-		p.running++
-		p.mu.Unlock()
-		p.handlers.Add(1)
-		go p.handle(ctx, d)
+		d.lockedUntil, d.extendAt = locked, p.extendAt(locked)
 	}
+	p.handlers.Add(len(ds))
+	p.running.Add(int64(len(ds)))
+	p.mu.Lock()
+	for _, d := range ds {
+		p.linkLocked(d)
+	}
+	p.mu.Unlock()
+	p.pool.push(ds)
+}
+
+// linkLocked adds d to the live ring.
+func (p *pass) linkLocked(d *delivery) {
+	d.prev, d.next = p.live.prev, &p.live
+	p.live.prev.next = d
+	p.live.prev = d
+}
+
+// unlinkLocked removes d from the live ring (if it is in it).
+func (p *pass) unlinkLocked(d *delivery) {
+	if d.next == nil {
+		return
+	}
+	d.prev.next, d.next.prev = d.next, d.prev
+	d.prev, d.next = nil, nil
 }
 
 // park holds messages claimed while the shutdown began without handling
@@ -337,24 +436,28 @@ func (p *pass) park(msgs []ports.ClaimedMessage) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, m := range msgs {
-		p.live[m.Token] = &delivery{msg: m, route: p.r.handlers.lookup(m), cancel: func() {}, started: time.Now(),
-			state: stInterrupted, lockedUntil: m.LockedUntil, extendAt: p.extendAt(m.LockedUntil)}
+		p.linkLocked(&delivery{msg: m, route: p.r.handlers.lookup(m), started: time.Now(),
+			state: stInterrupted, lockedUntil: m.LockedUntil, extendAt: p.extendAt(m.LockedUntil)})
 	}
 }
 
 // handle runs one handler and records its outcome.
-func (p *pass) handle(ctx context.Context, d *delivery) {
+func (p *pass) handle(d *delivery) {
 	defer p.handlers.Done()
-	defer p.freeSlot()
-	defer d.cancel()
-	err := p.call(ctx, d)
-	p.finish(d, err)
+	err := d.ctx.Err()
+	var ran time.Duration
+	if err == nil {
+		start := time.Now()
+		err = p.call(d)
+		ran = time.Since(start)
+	} // else lost or released before a worker took it: the handler never runs
+	d.cancel()
+	p.finish(d, err, ran)
 }
 
+// freeSlot frees the slot of a message its worker is done with.
 func (p *pass) freeSlot() {
-	p.mu.Lock()
-	p.running--
-	p.mu.Unlock()
+	p.running.Add(-1)
 	select {
 	case p.slotFreed <- struct{}{}:
 	default:
@@ -362,8 +465,7 @@ func (p *pass) freeSlot() {
 }
 
 // call runs the handler, turning a panic into a *PanicError.
-func (p *pass) call(ctx context.Context, d *delivery) (err error) {
-	start := time.Now()
+func (p *pass) call(d *delivery) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			pe := &PanicError{Value: v, Stack: debug.Stack()}
@@ -371,22 +473,24 @@ func (p *pass) call(ctx context.Context, d *delivery) (err error) {
 			p.r.log.LogAttrs(p.bg, slog.LevelError, "relay: handler panicked",
 				append(msgAttrs(d.msg), slog.String("panic", pe.Error()), slog.String("stack", string(pe.Stack)))...)
 		}
-		p.mu.Lock()
-		d.ran = time.Since(start)
-		p.mu.Unlock()
 	}()
-	return d.route.h(ctx, d.msg)
+	return d.route.h(d.ctx, d.msg)
 }
 
-// finish records the outcome of a handler that returned err.
-func (p *pass) finish(d *delivery, err error) {
+// finish records the outcome of a handler that returned err after running
+// for ran, and frees its slot.
+func (p *pass) finish(d *delivery, err error, ran time.Duration) {
+	defer p.freeSlot()
 	p.mu.Lock()
+	d.ran = ran
 	if d.state != stRunning {
 		// The claim was lost (or the shutdown released the message) while
 		// the handler ran: its outcome must not touch the new owner's state.
 		p.mu.Unlock()
-		p.r.log.LogAttrs(p.bg, slog.LevelWarn, "relay: handler outcome discarded: the claim is no longer held",
-			append(msgAttrs(d.msg), slog.Bool("succeeded", err == nil))...)
+		if p.r.log.Enabled(p.bg, slog.LevelWarn) {
+			p.r.log.LogAttrs(p.bg, slog.LevelWarn, "relay: handler outcome discarded: the claim is no longer held",
+				append(msgAttrs(d.msg), slog.Bool("succeeded", err == nil))...)
+		}
 		return
 	}
 	switch {
@@ -454,7 +558,7 @@ func (p *pass) settleLocked(d *delivery, o *Observation) bool {
 		return false
 	}
 	d.state = stDone
-	delete(p.live, d.msg.Token)
+	p.unlinkLocked(d)
 	switch o.Outcome {
 	case OutcomeDelivered:
 		p.res.Delivered++
@@ -486,28 +590,72 @@ func msgAttrs(m ports.ClaimedMessage) []slog.Attr {
 
 // emit logs o and passes it to the observer.
 func (p *pass) emit(o Observation) {
+	p.log(o)
+	if p.r.opts.Observer != nil {
+		p.r.opts.Observer(p.bg, o)
+	}
+}
+
+// outcomeLevel is the log level of an outcome.
+func outcomeLevel(o Outcome) slog.Level {
+	switch o {
+	case OutcomeRetried, OutcomeLost:
+		return slog.LevelWarn
+	case OutcomeDead:
+		return slog.LevelError
+	case OutcomeReleased:
+		return slog.LevelInfo
+	default:
+		return slog.LevelDebug
+	}
+}
+
+// log logs o, building its record only when the level is enabled.
+func (p *pass) log(o Observation) {
+	level := outcomeLevel(o.Outcome)
+	if !p.r.log.Enabled(p.bg, level) {
+		return
+	}
 	attrs := []slog.Attr{slog.String("topic", o.Topic), slog.String("message_id", o.MessageID),
 		slog.Int("attempt", o.Attempt), slog.Duration("duration", o.Duration)}
 	if o.Err != nil {
 		attrs = append(attrs, slog.String("error", o.Err.Error()))
 	}
-	level, msg := slog.LevelDebug, "relay: message "+string(o.Outcome)
 	switch o.Outcome {
 	case OutcomeRetried:
-		level = slog.LevelWarn
 		attrs = append(attrs, slog.Time("retry_at", o.RetryAt))
-	case OutcomeDead:
-		level = slog.LevelError
-	case OutcomeLost:
-		level = slog.LevelWarn
-	case OutcomeReleased:
-		level = slog.LevelInfo
 	case OutcomeExtended:
 		attrs = append(attrs, slog.Time("locked_until", o.LockedUntil))
 	}
-	p.r.log.LogAttrs(p.bg, level, msg, attrs...)
-	if p.r.opts.Observer != nil {
-		p.r.opts.Observer(p.bg, o)
+	p.r.log.LogAttrs(p.bg, level, "relay: message "+string(o.Outcome), attrs...)
+}
+
+// reportAll records the final outcomes of a batch under one lock: every
+// delivery gets ok's outcome, except those in lost (all of them when lost
+// is nil and lostAll is set), which get a lost outcome with lostErr.
+func (p *pass) reportAll(ds []*delivery, ok Outcome, lost map[string]bool, lostAll bool, lostErr error) {
+	// Observations nobody reads (no Observer, level disabled) are not kept.
+	observed := p.r.opts.Observer != nil
+	keepOK := observed || p.r.log.Enabled(p.bg, outcomeLevel(ok))
+	keepLost := observed || p.r.log.Enabled(p.bg, outcomeLevel(OutcomeLost))
+	var obs []Observation
+	if keepOK {
+		obs = make([]Observation, 0, len(ds))
+	}
+	p.mu.Lock()
+	for _, d := range ds {
+		o := Observation{Outcome: ok}
+		keep := keepOK
+		if lostAll || lost[d.msg.ID] {
+			o, keep = Observation{Outcome: OutcomeLost, Err: lostErr}, keepLost
+		}
+		if p.settleLocked(d, &o) && keep {
+			obs = append(obs, o)
+		}
+	}
+	p.mu.Unlock()
+	for _, o := range obs {
+		p.emit(o)
 	}
 }
 
@@ -586,19 +734,11 @@ func (p *pass) completeBatch(batch []*delivery, final bool) ([]*delivery, error)
 	}
 	err := p.r.outbox.Complete(ctx, claims...)
 	if err == nil {
-		for _, d := range batch {
-			p.report(d, Observation{Outcome: OutcomeDelivered})
-		}
+		p.reportAll(batch, OutcomeDelivered, nil, false, nil)
 		return nil, nil
 	}
 	if lost, ok := lostIDs(err); ok {
-		for _, d := range batch {
-			if lost == nil || lost[d.msg.ID] {
-				p.report(d, Observation{Outcome: OutcomeLost, Err: err})
-			} else {
-				p.report(d, Observation{Outcome: OutcomeDelivered})
-			}
-		}
+		p.reportAll(batch, OutcomeDelivered, lost, lost == nil, err)
 		return nil, nil
 	}
 	// The outcome is unknown; the claims still hold until their leases end.
@@ -662,7 +802,7 @@ func (p *pass) extendDue() {
 	now := p.r.now()
 	p.mu.Lock()
 	var due []*delivery
-	for _, d := range p.live {
+	for d := p.live.next; d != &p.live; d = d.next {
 		if held(d.state) && !now.Before(d.extendAt) {
 			due = append(due, d)
 		}
@@ -718,14 +858,11 @@ func (p *pass) handlersDone() <-chan struct{} {
 // message still held without an outcome.
 func (p *pass) shutdown() error {
 	r := p.r
-	defer p.hcancel()
 	done := p.handlersDone()
 	select {
 	case <-done:
 	default:
-		p.mu.Lock()
-		n := p.running
-		p.mu.Unlock()
+		n := int(p.running.Load())
 		r.log.LogAttrs(p.bg, slog.LevelInfo, "relay: shutting down; waiting for handlers",
 			slog.Int("running", n), slog.Duration("timeout", r.opts.ShutdownTimeout))
 		timer := time.NewTimer(r.opts.ShutdownTimeout)
@@ -734,10 +871,18 @@ func (p *pass) shutdown() error {
 		case <-timer.C:
 			p.mu.Lock()
 			p.cancelled = true
-			n := p.running
+			var running []*delivery
+			for d := p.live.next; d != &p.live; d = d.next {
+				if d.state == stRunning {
+					running = append(running, d)
+				}
+			}
 			p.mu.Unlock()
+			n := int(p.running.Load())
 			r.log.LogAttrs(p.bg, slog.LevelWarn, "relay: shutdown timeout: cancelling handlers", slog.Int("running", n))
-			p.hcancel()
+			for _, d := range running {
+				d.cancel()
+			}
 			timer.Reset(min(r.opts.ShutdownTimeout, time.Second))
 			select {
 			case <-done:
@@ -752,13 +897,14 @@ func (p *pass) shutdown() error {
 	// released, and its result is discarded when it returns.
 	p.mu.Lock()
 	var release []*delivery
-	for _, d := range p.live {
+	for d := p.live.next; d != &p.live; d = d.next {
 		if d.state == stRunning || d.state == stInterrupted {
 			d.state = stReleasing
 			release = append(release, d)
 		}
 	}
 	p.mu.Unlock()
+	p.pool.close() // the loop has ended: nothing more is dispatched
 	p.sends.Wait()
 	close(p.completions)
 	<-p.completerDone
@@ -783,25 +929,15 @@ func (p *pass) release(ds []*delivery) error {
 	}
 	err := p.r.outbox.Release(ctx, claims...)
 	if err == nil {
-		for _, d := range ds {
-			p.report(d, Observation{Outcome: OutcomeReleased})
-		}
+		p.reportAll(ds, OutcomeReleased, nil, false, nil)
 		return nil
 	}
 	if lost, ok := lostIDs(err); ok {
-		for _, d := range ds {
-			if lost == nil || lost[d.msg.ID] {
-				p.report(d, Observation{Outcome: OutcomeLost, Err: err})
-			} else {
-				p.report(d, Observation{Outcome: OutcomeReleased})
-			}
-		}
+		p.reportAll(ds, OutcomeReleased, lost, lost == nil, err)
 		return nil
 	}
 	err = fmt.Errorf("core: relay: release on shutdown failed (the messages are redelivered after their leases): %w", err)
-	for _, d := range ds {
-		p.report(d, Observation{Outcome: OutcomeLost, Err: err})
-	}
+	p.reportAll(ds, OutcomeReleased, nil, true, err)
 	return err
 }
 

@@ -1,10 +1,12 @@
 package core_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -82,6 +84,8 @@ func TestNewRelayFillsDefaults(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 10*time.Second, r.Options().MaxPollInterval, "MaxPollInterval is never below PollInterval")
 	require.Equal(t, 7, r.Options().CompleteBatchSize)
+	require.Equal(t, 14, r.Options().Concurrency, "Concurrency defaults to twice BatchSize")
+	require.Equal(t, 2*core.DefaultRelayBatchSize, core.DefaultRelayConcurrency)
 }
 
 func TestNewRelayRejectsMissingParts(t *testing.T) {
@@ -376,4 +380,132 @@ func TestUnknownTopicPolicyString(t *testing.T) {
 	require.Equal(t, "dead-letter", core.DeadLetterUnknown.String())
 	require.Equal(t, "leave-pending", core.LeaveUnknownPending.String())
 	require.Equal(t, "UnknownTopicPolicy(9)", core.UnknownTopicPolicy(9).String())
+}
+
+// conflict is a claim error as providers report a deadlock.
+var conflict = fmt.Errorf("claim: deadlock found when trying to get lock: %w: %w", ports.ErrDeadlock, ports.ErrRetryable)
+
+func addN(ob *memOutbox, topic string, n int) {
+	for range n {
+		ob.add(topic)
+	}
+}
+
+func TestDrainRetriesRetryableClaimErrors(t *testing.T) {
+	t.Parallel()
+	ob := &memOutbox{claimErrs: []error{conflict, conflict, nil, conflict, nil, nil, conflict, conflict, conflict}}
+	addN(ob, "t", 250)
+	var logs bytes.Buffer // written only by Drain's goroutines, read after it returned
+	r, err := core.NewRelay(ob, handlersFor(t, "t"), core.RelayOptions{BatchSize: 10,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	require.NoError(t, err)
+	res, err := r.Drain(context.Background())
+	require.NoError(t, err, "transient claim conflicts do not end a Drain")
+	require.Equal(t, core.DrainResult{Claimed: 250, Delivered: 250}, res)
+	require.Equal(t, 250, ob.count("delivered"))
+	require.Equal(t, 6, strings.Count(logs.String(), "level=WARN msg=\"relay: claim hit a transient conflict; retrying\""), logs.String())
+}
+
+func TestDrainGivesUpOnPersistentClaimConflicts(t *testing.T) {
+	t.Parallel()
+	ob := &memOutbox{claimErr: conflict}
+	addN(ob, "t", 3)
+	r, err := core.NewRelay(ob, handlersFor(t, "t"), core.RelayOptions{})
+	require.NoError(t, err)
+	res, err := r.Drain(context.Background())
+	require.ErrorIs(t, err, ports.ErrRetryable)
+	require.ErrorContains(t, err, "core: relay drain: 9 consecutive claims failed")
+	require.Equal(t, core.DrainResult{}, res)
+	calls, _ := ob.claimStats()
+	require.Equal(t, 9, calls, "the first claim and 8 retries")
+
+	// A conflict only part of the time is not persistent: the count restarts
+	// after every successful claim.
+	ob = &memOutbox{}
+	for range 3 {
+		ob.claimErrs = append(ob.claimErrs, conflict, conflict, conflict, conflict, conflict, conflict, nil)
+	}
+	addN(ob, "t", 25)
+	r, err = core.NewRelay(ob, handlersFor(t, "t"), core.RelayOptions{BatchSize: 10})
+	require.NoError(t, err)
+	res, err = r.Drain(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 25, res.Delivered)
+}
+
+func TestDrainEndsOnOtherClaimErrors(t *testing.T) {
+	t.Parallel()
+	broken := errors.New("relation outbox_messages does not exist")
+	ob := &memOutbox{claimErrs: []error{nil, broken}}
+	addN(ob, "t", 30)
+	r, err := core.NewRelay(ob, handlersFor(t, "t"), core.RelayOptions{BatchSize: 10})
+	require.NoError(t, err)
+	res, err := r.Drain(context.Background())
+	require.ErrorIs(t, err, broken)
+	require.NotErrorIs(t, err, ports.ErrRetryable)
+	require.Equal(t, core.DrainResult{Claimed: 10, Delivered: 10}, res, "what was claimed is still delivered")
+	calls, _ := ob.claimStats()
+	require.Equal(t, 2, calls, "not retried")
+}
+
+func TestRunRetriesRetryableClaimErrors(t *testing.T) {
+	t.Parallel()
+	ob := &memOutbox{claimErrs: []error{conflict, conflict, conflict}}
+	id := ob.add("t")
+	obs, got := delivered()
+	r, err := core.NewRelay(ob, handlersFor(t, "t"), core.RelayOptions{
+		PollInterval: time.Hour, MaxPollInterval: time.Hour, Observer: obs, // a conflict must not cost an idle interval
+	})
+	require.NoError(t, err)
+	stop := runRelay(t, r)
+	awaitID(t, got, id)
+	require.NoError(t, stop())
+	calls, _ := ob.claimStats()
+	require.GreaterOrEqual(t, calls, 4)
+}
+
+func TestDrainDefaultsClaimFullBatches(t *testing.T) {
+	t.Parallel()
+	ob := &memOutbox{}
+	addN(ob, "t", 1000)
+	r, err := core.NewRelay(ob, handlersFor(t, "t"), core.RelayOptions{})
+	require.NoError(t, err)
+	res, err := r.Drain(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 1000, res.Delivered)
+	_, limits := ob.claimStats()
+	for i, l := range limits {
+		require.Equal(t, core.DefaultRelayBatchSize, l, "claim %d of %v: with the defaults every claim asks for a full batch", i, limits)
+	}
+	require.Len(t, limits, 11, "ten full claims and the empty one that ends the pass")
+}
+
+func TestDrainRespectsConcurrency(t *testing.T) {
+	t.Parallel()
+	ob := &memOutbox{}
+	addN(ob, "t", 60)
+	var mu sync.Mutex
+	running, peak := 0, 0
+	hs := core.NewHandlers()
+	require.NoError(t, hs.Handle("t", func(context.Context, ports.ClaimedMessage) error {
+		mu.Lock()
+		running++
+		peak = max(peak, running)
+		mu.Unlock()
+		time.Sleep(time.Millisecond) // work, not synchronisation
+		mu.Lock()
+		running--
+		mu.Unlock()
+		return nil
+	}))
+	r, err := core.NewRelay(ob, hs, core.RelayOptions{BatchSize: 10, Concurrency: 3})
+	require.NoError(t, err)
+	res, err := r.Drain(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 60, res.Delivered)
+	require.LessOrEqual(t, peak, 3)
+	_, limits := ob.claimStats()
+	for _, l := range limits {
+		require.LessOrEqual(t, l, 3, "a claim never asks for more than the free slots")
+	}
 }
