@@ -25,7 +25,10 @@ type wharfBinding struct {
 	SetupSQL  func(table string) ([]string, error)
 	NewOutbox func(db bun.IDB, table string) (ports.Outbox, error)
 	// Bind returns o bound to db (WithDB).
-	Bind   func(o ports.Outbox, db bun.IDB) ports.Outbox
+	Bind func(o ports.Outbox, db bun.IDB) ports.Outbox
+	// NewUoW is the provider's NewUnitOfWork whose transaction ports are
+	// the outbox bound to the transaction.
+	NewUoW func(db *bun.DB, build func(tx bun.IDB, _ ports.EventRecorder) (ports.Outbox, error)) (ports.UnitOfWork[ports.Outbox], error)
 	RawDSN func(url string) (driver, dsn string, err error)
 	// Dialect is bun's dialect; ClaimQuery the provider's exported
 	// ClaimQuery (see libsql.go).
@@ -45,7 +48,10 @@ var wharfBindings = map[string]*wharfBinding{
 		NewOutbox: func(db bun.IDB, table string) (ports.Outbox, error) {
 			return sqlite.NewOutbox(db, sqlite.OutboxOptions{TableName: table})
 		},
-		Bind:       func(o ports.Outbox, db bun.IDB) ports.Outbox { return o.(*sqlite.Outbox).WithDB(db) },
+		Bind: func(o ports.Outbox, db bun.IDB) ports.Outbox { return o.(*sqlite.Outbox).WithDB(db) },
+		NewUoW: func(db *bun.DB, build func(bun.IDB, ports.EventRecorder) (ports.Outbox, error)) (ports.UnitOfWork[ports.Outbox], error) {
+			return sqlite.NewUnitOfWork(db, build, sqlite.UnitOfWorkOptions{})
+		},
 		Dialect:    func() schema.Dialect { return sqlitedialect.New() },
 		ClaimQuery: sqlite.ClaimQuery,
 		RawDSN: func(url string) (string, string, error) {
@@ -64,7 +70,10 @@ var wharfBindings = map[string]*wharfBinding{
 		NewOutbox: func(db bun.IDB, table string) (ports.Outbox, error) {
 			return postgres.NewOutbox(db, postgres.OutboxOptions{TableName: table})
 		},
-		Bind:       func(o ports.Outbox, db bun.IDB) ports.Outbox { return o.(*postgres.Outbox).WithDB(db) },
+		Bind: func(o ports.Outbox, db bun.IDB) ports.Outbox { return o.(*postgres.Outbox).WithDB(db) },
+		NewUoW: func(db *bun.DB, build func(bun.IDB, ports.EventRecorder) (ports.Outbox, error)) (ports.UnitOfWork[ports.Outbox], error) {
+			return postgres.NewUnitOfWork(db, build, postgres.UnitOfWorkOptions{})
+		},
 		Dialect:    func() schema.Dialect { return pgdialect.New() },
 		ClaimQuery: postgres.ClaimQuery,
 		// The raw baseline uses pgx's default (extended protocol, statement
@@ -87,7 +96,10 @@ var wharfBindings = map[string]*wharfBinding{
 		NewOutbox: func(db bun.IDB, table string) (ports.Outbox, error) {
 			return mysql.NewOutbox(db, mysql.OutboxOptions{TableName: table})
 		},
-		Bind:       func(o ports.Outbox, db bun.IDB) ports.Outbox { return o.(*mysql.Outbox).WithDB(db) },
+		Bind: func(o ports.Outbox, db bun.IDB) ports.Outbox { return o.(*mysql.Outbox).WithDB(db) },
+		NewUoW: func(db *bun.DB, build func(bun.IDB, ports.EventRecorder) (ports.Outbox, error)) (ports.UnitOfWork[ports.Outbox], error) {
+			return mysql.NewUnitOfWork(db, build, mysql.UnitOfWorkOptions{})
+		},
 		Dialect:    func() schema.Dialect { return mysqldialect.New() },
 		ClaimQuery: mysql.ClaimQuery,
 		RawDSN: func(url string) (string, string, error) {

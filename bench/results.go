@@ -99,7 +99,7 @@ var (
 	diagName = map[string]string{"wharf-outbox": "outbox loop", "wharf-defaults": "relay defaults", "wharf-serial": "serial proto", "wharf-fastcomplete": "fast-complete proto"}
 	diagHelp = map[string]string{
 		"wharf-outbox":       "wharf's Outbox.Claim+Complete in plain loops, no relay (diagnostic)",
-		"wharf-defaults":     "relays with default RelayOptions (BatchSize 100, Concurrency 16) (diagnostic)",
+		"wharf-defaults":     "relays with default RelayOptions (BatchSize 100, Concurrency 200, PollInterval 500ms) (diagnostic)",
 		"wharf-serial":       "prototype: the relay over an outbox whose calls are serialized by a mutex (diagnostic)",
 		"wharf-fastcomplete": "prototype: the relay over an outbox whose Complete is one DELETE checked by its row count (diagnostic)",
 	}

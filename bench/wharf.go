@@ -30,7 +30,7 @@ func init() {
 	cases["e2e/wharf"] = wharfE2E
 	// Diagnostics (opt-in with -impls):
 	// wharf-defaults: the relay with its default options (BatchSize 100,
-	// Concurrency 16, PollInterval 500ms).
+	// Concurrency 200 = 2 × BatchSize, PollInterval 500ms).
 	cases["drain/wharf-defaults"] = wharfDrain
 	// wharf-serial: a prototype, the outbox behind a mutex (one Claim,
 	// Complete, ... at a time per process), to show what the relay loses
@@ -125,7 +125,10 @@ type wharfEnv struct {
 	b      *wharfBinding
 	db     *bun.DB
 	outbox ports.Outbox
-	stats  *queryStats
+	// uow is the provider's unit of work (the path the README recommends:
+	// on SQLite it queues writers at the provider's write gate).
+	uow   ports.UnitOfWork[ports.Outbox]
+	stats *queryStats
 }
 
 func openWharf(ctx context.Context, s Spec, conns int) (*wharfEnv, error) {
@@ -144,6 +147,13 @@ func openWharf(ctx context.Context, s Spec, conns int) (*wharfEnv, error) {
 		db.AddQueryHook(e.stats)
 	}
 	if e.outbox, err = b.NewOutbox(db, wharfTable); err != nil {
+		db.Close()
+		return nil, err
+	}
+	e.uow, err = b.NewUoW(db, func(tx bun.IDB, _ ports.EventRecorder) (ports.Outbox, error) {
+		return b.Bind(e.outbox, tx), nil
+	})
+	if err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -173,8 +183,8 @@ func messages(seq, n int, t int64) []ports.OutboxMessage {
 }
 
 func (e *wharfEnv) enqueue(ctx context.Context, seq, n int, t int64) error {
-	return e.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		_, err := e.b.Bind(e.outbox, tx).Enqueue(ctx, messages(seq, n, t)...)
+	return e.uow.Transaction(ctx, func(ctx context.Context, ob ports.Outbox) error {
+		_, err := ob.Enqueue(ctx, messages(seq, n, t)...)
 		return err
 	})
 }
@@ -185,7 +195,7 @@ func wharfEnqueue(ctx context.Context, s Spec, r *Result) error {
 		return err
 	}
 	defer e.Close()
-	r.Notes = append(r.Notes, "bun RunInTx + outbox.WithDB(tx).Enqueue")
+	r.Notes = append(r.Notes, "provider UnitOfWork.Transaction + outbox.WithDB(tx).Enqueue")
 	err = runEnqueue(ctx, s, r, func(ctx context.Context, seq int) error {
 		return e.enqueue(ctx, seq, s.MsgsPerTx, time.Now().UnixNano())
 	})
@@ -193,11 +203,11 @@ func wharfEnqueue(ctx context.Context, s Spec, r *Result) error {
 	return err
 }
 
-// relayOptions: BatchSize, and a Concurrency of twice that so that claims
-// come back full (the relay claims as soon as a quarter of its slots are
-// free, and never more than the free slots: with Concurrency = BatchSize
-// the claims averaged 59 of 100 messages); the completion batch follows
-// BatchSize (the default).
+// relayOptions: BatchSize, and a Concurrency of twice that (the relay's
+// default) so that claims come back full (while handlers run, the relay
+// claims once min(BatchSize, Concurrency/2) slots are free, and never more
+// than the free slots); the completion batch follows BatchSize (the
+// default).
 func relayOptions(s Spec) core.RelayOptions {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if s.Impl == "wharf-defaults" {
@@ -286,8 +296,9 @@ func wharfDrain(ctx context.Context, s Spec, r *Result) error {
 				tot.Lost += res.Lost
 				tot.Released += res.Released
 				mu.Unlock()
-				// A claim error ends a Drain; a cron-style caller runs it
-				// again. Count those restarts.
+				// The relay retries a retryable claim error a few times;
+				// one that persists ends the Drain, and a cron-style caller
+				// runs it again. Count those restarts.
 				if err != nil && errors.Is(err, ports.ErrRetryable) && gctx.Err() == nil {
 					restarts.Add(1)
 					continue
