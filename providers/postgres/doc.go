@@ -37,7 +37,9 @@
 // The subquery carries a row-count hint so that it keeps this plan on a
 // table that has never been analyzed (just after Migrate or a bulk load),
 // where PostgreSQL's default estimates would otherwise sort the whole
-// backlog on every claim. Complete is one DELETE ... RETURNING.
+// backlog on every claim. Complete (and Release) is one statement: its ID and
+// token lists travel as two text[] values, and it returns only the claims it
+// could not apply, so the usual batch, all held, comes back empty.
 //
 // Notifications. Enqueue calls pg_notify(NotifyChannel(table), topics) once
 // per call in the caller's transaction, so the notification is delivered at

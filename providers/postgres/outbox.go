@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/schema"
 
 	"github.com/wharf-go/wharf/providers/internal/outboxsql"
 )
@@ -128,17 +130,60 @@ var outboxDialect = &outboxsql.Dialect{
 		}
 	},
 	Claim: func(ctx context.Context, db bun.IDB, q *outboxsql.Queries, p outboxsql.ClaimParams) ([]outboxsql.Record, error) {
-		query, args := ClaimQuery(q, p)
+		query, args := claimQuery(q, p, outboxsql.ClaimColumns)
 		rows, err := db.QueryContext(ctx, query, args...)
 		if err != nil {
 			return nil, err
 		}
-		return outboxsql.ScanRecords(rows)
+		return outboxsql.ScanClaimed(rows, p)
 	},
+	Array: func(s []string) any { return textArray(s) },
 	AfterEnqueue: func(ctx context.Context, db bun.IDB, n outboxsql.Names, topics []string) error {
 		_, err := db.ExecContext(ctx, "SELECT pg_notify(?, ?)", NotifyChannel(n.Raw), notifyPayload(topics))
 		return err
 	},
+}
+
+// textArray is a list argument of Complete and Release (outboxsql's
+// Dialect.Array): a text[] literal, '{"a","b"}', rendered as bun's
+// pgdialect.Array renders a []string (NUL dropped, quote and backslash
+// escaped in elements, the quote doubled for the string literal), byte by
+// byte when the element is valid UTF-8, which IDs and tokens are.
+type textArray []string
+
+var _ schema.QueryAppender = textArray(nil)
+
+// AppendQuery implements schema.QueryAppender.
+func (a textArray) AppendQuery(_ schema.QueryGen, b []byte) ([]byte, error) {
+	b = append(b, '\'', '{')
+	for i, s := range a {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		if !utf8.ValidString(s) {
+			// Each invalid byte becomes U+FFFD, as ranging over s does in
+			// pgdialect.
+			var v []byte
+			for _, r := range s {
+				v = utf8.AppendRune(v, r)
+			}
+			s = string(v)
+		}
+		for j := 0; j < len(s); j++ {
+			switch c := s[j]; c {
+			case 0:
+			case '\'':
+				b = append(b, '\'', '\'')
+			case '"', '\\':
+				b = append(b, '\\', c)
+			default:
+				b = append(b, c)
+			}
+		}
+		b = append(b, '"')
+	}
+	return append(b, '}', '\''), nil
 }
 
 // ClaimQuery renders PostgreSQL's claim, one statement:
@@ -162,10 +207,17 @@ var outboxDialect = &outboxsql.Dialect{
 // candidate, so it changes nothing in the result; it is a row-count hint (see
 // claimRowsHint) that keeps the ordered scan of the claim index the cheapest
 // plan on a table without statistics.
+//
+// ClaimQuery returns every column (outboxsql.Columns); the outbox's own
+// claim is the same statement returning outboxsql.ClaimColumns only.
 func ClaimQuery(q *outboxsql.Queries, p outboxsql.ClaimParams) (string, []any) {
+	return claimQuery(q, p, outboxsql.Columns)
+}
+
+func claimQuery(q *outboxsql.Queries, p outboxsql.ClaimParams, returning string) (string, []any) {
 	set, setArgs := q.ClaimSet(p, "? || id")
 	eligible, eligArgs := q.Eligible(p, claimRowsHint, " FOR UPDATE OF c SKIP LOCKED")
-	return "UPDATE " + q.Names().Table + " SET " + set + " WHERE id = ANY(ARRAY(" + eligible + ")) RETURNING " + outboxsql.Columns,
+	return "UPDATE " + q.Names().Table + " SET " + set + " WHERE id = ANY(ARRAY(" + eligible + ")) RETURNING " + returning,
 		append(setArgs, eligArgs...)
 }
 

@@ -27,18 +27,19 @@ func splitClaims(op string, claims []ports.Claim) (ids, tokens []string, err err
 
 // Complete implements ports.Outbox: delivered messages leave the table.
 func (o *Outbox) Complete(ctx context.Context, claims ...ports.Claim) error {
-	return o.batch(ctx, "complete", claims, o.q.complete, o.q.completeRet)
+	return o.batch(ctx, "complete", claims, o.q.complete, o.q.completeRet, o.q.completeLost)
 }
 
 // Release implements ports.Outbox.
 func (o *Outbox) Release(ctx context.Context, claims ...ports.Claim) error {
-	return o.batch(ctx, "release", claims, o.q.release, o.q.releaseRet, core.FormatTime(o.now()))
+	return o.batch(ctx, "release", claims, o.q.release, o.q.releaseRet, o.q.releaseLost, core.FormatTime(o.now()))
 }
 
 // batch runs a statement fenced on (id IN ids AND claim_token IN tokens).
 // A token embeds its message's ID, so the pair of IN lists matches exactly
-// the given claims.
-func (o *Outbox) batch(ctx context.Context, op string, claims []ports.Claim, plain, returning string, lead ...any) error {
+// the given claims. With Dialect.Array, lost (the statement that returns the
+// lost claims) runs instead, with the lists as arrays.
+func (o *Outbox) batch(ctx context.Context, op string, claims []ports.Claim, plain, returning, lost string, lead ...any) error {
 	if len(claims) == 0 {
 		return nil
 	}
@@ -51,6 +52,20 @@ func (o *Outbox) batch(ctx context.Context, op string, claims []ports.Claim, pla
 		return err
 	}
 	defer leave()
+	if o.dialect.Array != nil {
+		rows, err := o.db.QueryContext(ctx, lost, append([]any{o.dialect.Array(ids), o.dialect.Array(tokens)}, lead...)...)
+		if err != nil {
+			return o.wrap(op, err)
+		}
+		lostIDs, err := scanList(rows)
+		if err != nil {
+			return o.wrap(op, err)
+		}
+		if len(lostIDs) > 0 {
+			return &ports.ClaimLostError{Op: op, IDs: lostIDs}
+		}
+		return nil
+	}
 	args := append(lead, bun.In(ids), bun.In(tokens))
 	if o.dialect.Returning {
 		rows, err := o.db.QueryContext(ctx, returning, args...)
@@ -119,6 +134,20 @@ func keys(m map[string]struct{}) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// scanList returns the IDs of rows in order.
+func scanList(rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
 }
 
 func scanIDs(rows *sql.Rows) (map[string]struct{}, error) {

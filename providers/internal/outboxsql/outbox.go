@@ -127,6 +127,13 @@ type Dialect struct {
 	// whole table instead. DELETE then takes MySQL's multiple-table form,
 	// the one that accepts index hints.
 	IDHint string
+	// Array, when set, makes Complete and Release pass their ID and token
+	// lists as one array argument each (PostgreSQL: a text[] value, rendered
+	// in one piece, where an IN list renders every element as an argument of
+	// its own) and run the statements that return the lost claims rather than
+	// the changed rows (see newQueries). PostgreSQL only: it needs Returning,
+	// unnest and data-modifying WITH.
+	Array func([]string) any
 	// AfterEnqueue, when set, runs after a successful Enqueue in the same
 	// handle (PostgreSQL's pg_notify).
 	AfterEnqueue func(ctx context.Context, db bun.IDB, n Names, topics []string) error
@@ -154,7 +161,7 @@ func New(db bun.IDB, opts Options, d *Dialect) (*Outbox, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	o := &Outbox{db: db, opts: opts, dialect: d, q: newQueries(NewNames(opts.TableName, d.Quote), d.IDHint)}
+	o := &Outbox{db: db, opts: opts, dialect: d, q: newQueries(NewNames(opts.TableName, d.Quote), d.IDHint, d.Array != nil)}
 	o.gate = o.gateOf(db)
 	return o, nil
 }

@@ -28,18 +28,49 @@ type Queries struct {
 	extend       string
 	release      string
 	releaseRet   string
+	// completeLost and releaseLost: the forms of Dialect.Array (see
+	// newQueries); "" without it.
+	completeLost string
+	releaseLost  string
 	present      string
 	stats        string
 }
 
 // newQueries builds the SQL of table n. idHint (see Dialect.IDHint) follows
 // the table name in the statements that select rows by a list of IDs.
-func newQueries(n Names, idHint string) *Queries {
+// arrays (see Dialect.Array) adds PostgreSQL's forms of Complete and Release:
+// the ID and token lists travel as one text[] argument each, and the
+// statement returns the IDs of the claims it could not apply (none, as a
+// rule) in the order given, instead of a row per changed message:
+//
+//	WITH l AS MATERIALIZED (SELECT * FROM unnest(ids, tokens) WITH ORDINALITY AS l(id, token, n)),
+//	done AS (DELETE ... WHERE id = ANY(ARRAY(SELECT id FROM l))
+//	    AND claim_token = ANY(ARRAY(SELECT token FROM l)) RETURNING id)
+//	SELECT l.id FROM l WHERE NOT EXISTS (SELECT 1 FROM done WHERE done.id = l.id) ORDER BY l.n
+//
+// The fence is the IN lists' (the row's ID among the IDs, its token among
+// the tokens), and ARRAY(subquery), as in the claim, reaches the primary key
+// as one array whatever the batch size. Arguments: ids, tokens, [lead...]
+// (Release's SET comes after the lists).
+func newQueries(n Names, idHint string, arrays bool) *Queries {
 	t := n.Table
 	deleteFrom := "DELETE FROM " + t
 	if idHint != "" {
 		deleteFrom = "DELETE " + t + " FROM " + t + idHint
 	}
+	q := newQueryTexts(n, t, idHint, deleteFrom)
+	if arrays {
+		const list = "WITH l AS MATERIALIZED (SELECT * FROM unnest(?::text[], ?::text[]) WITH ORDINALITY AS l(id, token, n)), done AS ("
+		const fence = " WHERE id = ANY(ARRAY(SELECT id FROM l)) AND claim_token = ANY(ARRAY(SELECT token FROM l))"
+		const lost = " RETURNING id) SELECT l.id FROM l WHERE NOT EXISTS (SELECT 1 FROM done WHERE done.id = l.id) ORDER BY l.n"
+		q.completeLost = list + deleteFrom + fence + lost
+		q.releaseLost = list + "UPDATE " + t + idHint + " SET attempts = attempts - 1, locked_until = NULL, claim_token = NULL, updated_at = ?" +
+			fence + " AND status = 'pending'" + lost
+	}
+	return q
+}
+
+func newQueryTexts(n Names, t, idHint, deleteFrom string) *Queries {
 	return &Queries{
 		n:            n,
 		insertPrefix: "INSERT INTO " + t + " (" + Columns + ") VALUES ",
@@ -186,6 +217,76 @@ func ScanRecordsN(rows *sql.Rows, n int) ([]Record, error) {
 		}
 		if r.UpdatedAt, err = parseTime(updated); err != nil {
 			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// ClaimColumns is what a claim needs back, in ScanClaimed's order: Columns
+// without the three that the claim itself set (locked_until, claim_token and
+// updated_at, known from its ClaimParams), to read and decode less per row.
+const ClaimColumns = "id, kind, topic, ordering_key, payload, headers, status, attempts, max_attempts, available_at, last_error, created_at"
+
+// ScanClaimed reads the rows of a claim that returned ClaimColumns, made
+// with p, and closes them. The records are those ScanRecords would read
+// from Columns: a claimed row's lease ends at p.LockedUntil and its token is
+// p.TokenPrefix + ID; a row the claim dead-lettered has neither; both were
+// updated at p.Now.
+func ScanClaimed(rows *sql.Rows, p ClaimParams) ([]Record, error) {
+	defer rows.Close()
+	var (
+		out                  []Record
+		kind, status         string
+		key, headers, lastE  sql.NullString
+		avail, created       string
+		until, updated       time.Time
+		parsedLease, parsedU bool
+	)
+	for rows.Next() {
+		var (
+			r       Record
+			payload []byte
+		)
+		if err := rows.Scan(&r.ID, &kind, &r.Topic, &key, &payload, &headers, &status, &r.Attempts, &r.MaxAttempts,
+			&avail, &lastE, &created); err != nil {
+			return nil, err
+		}
+		r.Kind, r.Status, r.Key, r.LastError = ports.MessageKind(kind), ports.MessageStatus(status), key.String, lastE.String
+		if payload == nil {
+			payload = []byte{} // a NOT NULL column: empty, never nil
+		}
+		r.Payload = payload
+		if out == nil {
+			out = make([]Record, 0, max(p.Limit, 1)) // on the first row: an empty claim allocates nothing
+		}
+		if headers.Valid && headers.String != "" {
+			if err := json.Unmarshal([]byte(headers.String), &r.Headers); err != nil {
+				return nil, fmt.Errorf("message %s: decode headers: %w", r.ID, err)
+			}
+		}
+		var err error
+		if r.AvailableAt, err = parseTime(avail); err != nil {
+			return nil, err
+		}
+		if r.CreatedAt, err = parseTime(created); err != nil {
+			return nil, err
+		}
+		if !parsedU {
+			if updated, err = parseTime(p.Now); err != nil {
+				return nil, err
+			}
+			parsedU = true
+		}
+		r.UpdatedAt = updated
+		if r.Status != ports.StatusDead {
+			if !parsedLease {
+				if until, err = parseTime(p.LockedUntil); err != nil {
+					return nil, err
+				}
+				parsedLease = true
+			}
+			r.LockedUntil, r.Token = until, p.TokenPrefix+r.ID
 		}
 		out = append(out, r)
 	}
