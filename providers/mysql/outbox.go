@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"errors"
 
 	"github.com/uptrace/bun"
 
@@ -95,35 +96,55 @@ var outboxDialect = &outboxsql.Dialect{
 
 // claim runs the claim in one short READ COMMITTED transaction (a savepoint
 // inside the caller's transaction when the outbox is bound to one; the
-// isolation is then the caller's): lock up to Limit eligible rows with FOR
-// UPDATE SKIP LOCKED, update them, read them back.
+// isolation is then the caller's): find where the claimable rows begin (see
+// headQuery), lock up to Limit eligible rows from there with FOR UPDATE SKIP
+// LOCKED, reading what the claim returns, and update them. The rows read
+// under the lock are what the UPDATE changes, so the claimed rows are
+// derived from them (ApplyClaimSet) instead of read back.
 func claim(ctx context.Context, db bun.IDB, q *outboxsql.Queries, p outboxsql.ClaimParams) ([]outboxsql.Record, error) {
 	var recs []outboxsql.Record
+	inTx := false
+	switch db.(type) {
+	case bun.Tx, *bun.Tx:
+		inTx = true
+	}
 	err := db.RunInTx(ctx, claimTx, func(ctx context.Context, tx bun.Tx) error {
-		query, args := ClaimQuery(q, p)
+		var from []string
+		if !inTx {
+			var at, id string
+			err := tx.QueryRowContext(ctx, headQuery(q), p.Now, p.Now).Scan(&at, &id)
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			from = []string{at, id}
+		}
+		query, args := q.EligibleRows(p, outboxsql.ClaimColumns, " FORCE INDEX ("+claimIndex+")", " FOR UPDATE SKIP LOCKED", from...)
 		rows, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}
-		ids, err := scanStrings(rows)
-		if err != nil || len(ids) == 0 {
+		got, err := outboxsql.ScanClaimed(rows, p)
+		if err != nil || len(got) == 0 {
 			return err
+		}
+		ids := make([]string, len(got))
+		for i := range got {
+			ids[i] = got[i].ID
 		}
 		// MySQL evaluates the assignments left to right, each seeing the
 		// values assigned before it. ClaimSet's CASEs read only attempts and
 		// max_attempts, and assigns attempts last, so every CASE sees the
 		// row's old attempts.
 		set, setArgs := q.ClaimSet(p, "CONCAT(?, id)")
-		t := q.Names().Table
-		if _, err := tx.ExecContext(ctx, "UPDATE "+t+pkHint+" SET "+set+" WHERE id IN (?)", append(setArgs, bun.In(ids))...); err != nil {
+		if _, err := tx.ExecContext(ctx, "UPDATE "+q.Names().Table+pkHint+" SET "+set+" WHERE id IN (?)", append(setArgs, bun.In(ids))...); err != nil {
 			return err
 		}
-		rows, err = tx.QueryContext(ctx, "SELECT "+outboxsql.Columns+" FROM "+t+pkHint+" WHERE id IN (?)", bun.In(ids))
-		if err != nil {
-			return err
-		}
-		recs, err = outboxsql.ScanRecordsN(rows, len(ids))
-		return err
+		outboxsql.ApplyClaimSet(got)
+		recs = got
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -137,20 +158,32 @@ func claim(ctx context.Context, db bun.IDB, q *outboxsql.Queries, p outboxsql.Cl
 // instead of waiting. The eligibility scan is pinned to the claim index
 // (status, available_at, id, locked_until): it returns rows in claim order,
 // so InnoDB stops after Limit matches, and it rejects leased rows by an
-// index condition, without locking their clustered records.
+// index condition, without locking their clustered records (but with a lock
+// on their index records until the transaction ends). The claim itself runs
+// this scan from headQuery's row on and reads ClaimColumns with it.
 func ClaimQuery(q *outboxsql.Queries, p outboxsql.ClaimParams) (string, []any) {
 	return q.Eligible(p, " FORCE INDEX ("+claimIndex+")", " FOR UPDATE SKIP LOCKED")
 }
 
-func scanStrings(rows *sql.Rows) ([]string, error) {
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
+// headQuery returns the first claimable row's (available_at, id), read
+// without locks from the claim index alone.
+//
+// Leased messages keep their place at the head of the claim index (status,
+// available_at, id, locked_until) until they are completed: with several
+// relays, each holding up to Concurrency leased messages, a claim's locking
+// scan would pass hundreds of them, and InnoDB locks every index record the
+// scan examines (before the pushed-down lease condition rejects it) until
+// the claim commits. The relays' DELETEs of those very messages then wait
+// for the claims. Starting the locking scan at the first row that a plain
+// read finds claimable keeps the leased rows out of it; the plain read
+// passes them without locking anything.
+//
+// The position is only where the scan starts: a row before it that became
+// claimable in the meantime (a lease that expired, a release) is claimed by
+// a later claim. The claim's caller transaction, when there is one, may
+// read an older snapshot; claims inside one do not use it.
+func headQuery(q *outboxsql.Queries) string {
+	return "SELECT available_at, id FROM " + q.Names().Table + " FORCE INDEX (" + claimIndex + ")" +
+		" WHERE status = 'pending' AND available_at <= ? AND (locked_until IS NULL OR locked_until <= ?)" +
+		" ORDER BY available_at, id LIMIT 1"
 }

@@ -121,11 +121,27 @@ func (q *Queries) insert(rows [][]any) (string, []any) {
 // Messages whose lease expired on their final attempt are included so the
 // claim can dead-letter them. Arguments: Eligible's args.
 func (q *Queries) Eligible(p ClaimParams, hint, suffix string) (string, []any) {
+	return q.eligible(p, "c.id", hint, suffix, nil)
+}
+
+// EligibleRows is Eligible selecting cols (e.g. ClaimColumns) instead of
+// the IDs, and, when from is (available_at, id), only the rows at or after
+// it in claim order: a range that an index on (status, available_at, id)
+// starts at. Arguments: Eligible's, then from's.
+func (q *Queries) EligibleRows(p ClaimParams, cols, hint, suffix string, from ...string) (string, []any) {
+	return q.eligible(p, cols, hint, suffix, from)
+}
+
+func (q *Queries) eligible(p ClaimParams, cols, hint, suffix string, from []string) (string, []any) {
 	var b strings.Builder
 	t := q.n.Table
-	b.WriteString("SELECT c.id FROM " + t + " AS c" + hint)
+	b.WriteString("SELECT " + cols + " FROM " + t + " AS c" + hint)
 	b.WriteString(" WHERE c.status = 'pending' AND c.available_at <= ? AND (c.locked_until IS NULL OR c.locked_until <= ?)")
 	args := []any{p.Now, p.Now}
+	if len(from) == 2 {
+		b.WriteString(" AND (c.available_at > ? OR (c.available_at = ? AND c.id >= ?))")
+		args = append(args, from[0], from[0], from[1])
+	}
 	if len(p.Topics) > 0 {
 		b.WriteString(" AND c.topic IN (?)")
 		args = append(args, bun.In(p.Topics))
@@ -291,6 +307,23 @@ func ScanClaimed(rows *sql.Rows, p ClaimParams) ([]Record, error) {
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// ApplyClaimSet turns rows read with ScanClaimed before ClaimSet(p) was
+// applied to them (read under a lock, so unchanged since) into the rows it
+// wrote: ScanClaimed took each one as claimed, which ClaimSet makes every
+// row short of its final attempt (one more attempt); a row at its final
+// attempt ClaimSet dead-letters instead (no lease, no token,
+// LeaseExpiredError).
+func ApplyClaimSet(recs []Record) {
+	for i := range recs {
+		r := &recs[i]
+		if r.Attempts >= r.MaxAttempts {
+			r.Status, r.LockedUntil, r.Token, r.LastError = ports.StatusDead, time.Time{}, "", LeaseExpiredError
+			continue
+		}
+		r.Attempts++
+	}
 }
 
 func parseOptTime(s sql.NullString) (time.Time, error) {
