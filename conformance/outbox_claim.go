@@ -22,6 +22,7 @@ func outboxClaimTests() []testCase {
 		{"FutureMessageIsClaimableOnceClockReachesAvailableAt", testClaimFuture},
 		{"CompleteDeletesMessages", testComplete},
 		{"CompleteTwiceIsClaimLost", testCompleteTwice},
+		{"SameClaimTwiceInOneCallIsAppliedOnce", testSameClaimTwiceInOneCall},
 		{"BatchCompleteCompletesLiveClaimsAndReportsLostOnes", testCompleteBatchLost},
 		{"StaleClaimIsRejected", testStaleClaims},
 		{"RetrySchedulesNextAttempt", testRetry},
@@ -203,6 +204,20 @@ func testCompleteTwice(t *testing.T, h Harness) {
 	c := f.claimOne(ob)
 	require.NoError(t, ob.Complete(f.ctx, c.Claim()))
 	requireClaimLost(t, ob.Complete(f.ctx, c.Claim()), "complete", c.ID)
+}
+
+func testSameClaimTwiceInOneCall(t *testing.T, h Harness) {
+	f := setup(t, h)
+	ob := f.outbox(f.db)
+	f.enqueue(ob, job("conf.dup"), job("conf.dup"), job("conf.dup"))
+	ms := f.claim(ob, 3)
+	require.Len(t, ms, 3)
+	require.NoError(t, ob.Release(f.ctx, ms[2].Claim(), ms[2].Claim()), "a repeated claim is released once, not reported lost")
+	require.NoError(t, ob.Complete(f.ctx, ms[0].Claim(), ms[1].Claim(), ms[0].Claim()), "a repeated claim is completed once, not reported lost")
+	left := f.listAll(ob)
+	require.Len(t, left, 1, "the two completed messages left the outbox")
+	require.Equal(t, ms[2].ID, left[0].ID)
+	require.Equal(t, 0, left[0].Attempts, "the released message got its attempt back once")
 }
 
 func testCompleteBatchLost(t *testing.T, h Harness) {

@@ -76,12 +76,8 @@ func (p *pass) flush(buf []*delivery, final bool) ([]*delivery, error) {
 }
 
 func (p *pass) completeBatch(batch []*delivery, final bool) ([]*delivery, error) {
-	ctx := p.bg
-	if final {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(p.bg, p.r.opts.Lease)
-		defer cancel()
-	}
+	ctx, cancel := p.opCtx()
+	defer cancel()
 	claims := make([]ports.Claim, len(batch))
 	for i, d := range batch {
 		claims[i] = d.msg.Claim()
@@ -163,7 +159,9 @@ func (p *pass) extendDue() {
 	}
 	p.mu.Unlock()
 	for _, d := range due {
-		until, err := p.r.outbox.Extend(p.bg, d.msg.Claim(), p.r.opts.Lease)
+		ctx, cancel := p.opCtx()
+		until, err := p.r.outbox.Extend(ctx, d.msg.Claim(), p.r.opts.Lease)
+		cancel()
 		p.mu.Lock()
 		switch {
 		case err == nil:

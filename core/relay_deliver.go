@@ -18,12 +18,20 @@ func (p *pass) extendAt(lockedUntil time.Time) time.Time {
 	return lockedUntil.Add(-2 * p.r.opts.Lease / 3)
 }
 
-// cancel cancels the handler's context.
+// cancel cancels the handler's context. The topic's timeout (stop) goes
+// first: it deregisters from hc, so hc's cancel starts no goroutine for it.
 func (d *delivery) cancel() {
-	d.hc.cancel()
 	if d.stop != nil {
 		d.stop()
 	}
+	d.hc.cancel()
+}
+
+// opCtx bounds one outbox call of the relay by the lease: past it the
+// claims it writes for are void anyway, and a call stuck on a dead
+// connection must not hold the pass (or its shutdown) forever.
+func (p *pass) opCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(p.bg, p.r.opts.Lease)
 }
 
 // dispatch hands the messages to the worker pool.
@@ -167,13 +175,15 @@ func (p *pass) recordFailure(d *delivery, herr error) {
 	r := p.r
 	dec := r.decide(d.route, d.msg, herr)
 	text := lastErrorText(herr)
+	ctx, cancel := p.opCtx()
+	defer cancel()
 	if dec.dead {
-		err := r.outbox.DeadLetter(p.bg, d.msg.Claim(), text)
+		err := r.outbox.DeadLetter(ctx, d.msg.Claim(), text)
 		p.settle(d, OutcomeDead, herr, err, time.Time{})
 		return
 	}
 	at := r.now().Add(dec.delay)
-	err := r.outbox.Retry(p.bg, d.msg.Claim(), ports.RetryOptions{At: at, LastError: text})
+	err := r.outbox.Retry(ctx, d.msg.Claim(), ports.RetryOptions{At: at, LastError: text})
 	p.settle(d, OutcomeRetried, herr, err, at)
 }
 

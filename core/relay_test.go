@@ -509,3 +509,86 @@ func TestDrainRespectsConcurrency(t *testing.T) {
 		require.LessOrEqual(t, l, 3, "a claim never asks for more than the free slots")
 	}
 }
+
+// deadlineOutbox records, per operation, the time left before the deadline
+// of every ctx the relay passes (or -1 when it has none).
+type deadlineOutbox struct {
+	*memOutbox
+	mu   sync.Mutex
+	left map[string][]time.Duration
+}
+
+func (o *deadlineOutbox) record(op string, ctx context.Context) {
+	left := time.Duration(-1)
+	if d, ok := ctx.Deadline(); ok {
+		left = time.Until(d)
+	}
+	o.mu.Lock()
+	o.left[op] = append(o.left[op], left)
+	o.mu.Unlock()
+}
+
+func (o *deadlineOutbox) Complete(ctx context.Context, claims ...ports.Claim) error {
+	o.record("complete", ctx)
+	return o.memOutbox.Complete(ctx, claims...)
+}
+
+func (o *deadlineOutbox) Retry(ctx context.Context, c ports.Claim, opts ports.RetryOptions) error {
+	o.record("retry", ctx)
+	return o.memOutbox.Retry(ctx, c, opts)
+}
+
+func (o *deadlineOutbox) DeadLetter(ctx context.Context, c ports.Claim, reason string) error {
+	o.record("dead-letter", ctx)
+	return o.memOutbox.DeadLetter(ctx, c, reason)
+}
+
+func (o *deadlineOutbox) Extend(ctx context.Context, c ports.Claim, lease time.Duration) (time.Time, error) {
+	o.record("extend", ctx)
+	return o.memOutbox.Extend(ctx, c, lease)
+}
+
+// TestRelayBoundsOutboxCallsByTheLease: every write the relay makes for a
+// claim carries a deadline no later than the lease, so a call stuck on a
+// dead connection cannot hold a pass, or its shutdown, forever.
+func TestRelayBoundsOutboxCallsByTheLease(t *testing.T) {
+	t.Parallel()
+	const lease = 3 * time.Second
+	ob := &deadlineOutbox{memOutbox: &memOutbox{}, left: map[string][]time.Duration{}}
+	ob.add("ok")
+	ob.add("fail")
+	ob.add("perm")
+	ob.add("slow")
+	extended := make(chan struct{})
+	var once sync.Once
+	hs := core.NewHandlers()
+	require.NoError(t, hs.Handle("ok", okHandler))
+	require.NoError(t, hs.Handle("fail", func(context.Context, ports.ClaimedMessage) error { return errors.New("boom") }))
+	require.NoError(t, hs.Handle("perm", func(context.Context, ports.ClaimedMessage) error { return core.Permanent(errors.New("bad")) }))
+	require.NoError(t, hs.Handle("slow", func(ctx context.Context, _ ports.ClaimedMessage) error {
+		select {
+		case <-extended:
+			return nil
+		case <-time.After(awaitTimeout):
+			return errors.New("the lease was never extended")
+		}
+	}))
+	r, err := core.NewRelay(ob, hs, core.RelayOptions{Lease: lease, Observer: func(_ context.Context, o core.Observation) {
+		if o.Outcome == core.OutcomeExtended {
+			once.Do(func() { close(extended) })
+		}
+	}})
+	require.NoError(t, err)
+	res, err := r.Drain(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 2, res.Delivered)
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	for _, op := range []string{"complete", "retry", "dead-letter", "extend"} {
+		require.NotEmpty(t, ob.left[op], "the relay called %s", op)
+		for _, left := range ob.left[op] {
+			require.Greater(t, left, time.Duration(0), "%s has a deadline", op)
+			require.LessOrEqual(t, left, lease, "%s is bounded by the lease", op)
+		}
+	}
+}

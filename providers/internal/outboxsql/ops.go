@@ -14,13 +14,20 @@ import (
 )
 
 func splitClaims(op string, claims []ports.Claim) (ids, tokens []string, err error) {
-	ids = make([]string, len(claims))
-	tokens = make([]string, len(claims))
+	ids = make([]string, 0, len(claims))
+	tokens = make([]string, 0, len(claims))
+	// The same claim given twice is applied once: counted twice, a fully
+	// applied batch would look short (a lost claim).
+	seen := make(map[ports.Claim]struct{}, len(claims))
 	for i, c := range claims {
 		if c.ID == "" || c.Token == "" {
 			return nil, nil, fmt.Errorf("outbox %s: %w", op, core.Invalidf("claim %d has an empty ID or Token; pass ClaimedMessage.Claim()", i))
 		}
-		ids[i], tokens[i] = c.ID, c.Token
+		if _, dup := seen[c]; dup {
+			continue
+		}
+		seen[c] = struct{}{}
+		ids, tokens = append(ids, c.ID), append(tokens, c.Token)
 	}
 	return ids, tokens, nil
 }
