@@ -32,13 +32,12 @@ func NewGate(patience time.Duration) *Gate {
 	return &Gate{sem: make(chan struct{}, 1), patience: patience}
 }
 
-// holder marks a context as running inside the gate.
+// holder marks a context as running inside a gate; the context carries it
+// under the gate itself as the key, so holding one gate never hides another
+// held further out (a unit of work on one database inside one on another).
 type holder struct {
-	g      *Gate
 	active atomic.Bool
 }
-
-type holderKey struct{}
 
 func noop() {}
 
@@ -49,7 +48,7 @@ func (g *Gate) Enter(ctx context.Context) (context.Context, func(), error) {
 	if g == nil {
 		return ctx, noop, nil
 	}
-	if h, ok := ctx.Value(holderKey{}).(*holder); ok && h.g == g && h.active.Load() {
+	if h, ok := ctx.Value(g).(*holder); ok && h.active.Load() {
 		return ctx, noop, nil // already inside
 	}
 	select {
@@ -60,9 +59,9 @@ func (g *Gate) Enter(ctx context.Context) (context.Context, func(), error) {
 			return ctx, noop, err
 		}
 	}
-	h := &holder{g: g}
+	h := &holder{}
 	h.active.Store(true)
-	return context.WithValue(ctx, holderKey{}, h), func() {
+	return context.WithValue(ctx, g, h), func() {
 		if h.active.CompareAndSwap(true, false) {
 			<-g.sem
 		}

@@ -70,7 +70,7 @@ func TestGatePatienceLetsWaitersThroughUngated(t *testing.T) {
 		t.Fatalf("waiting past the patience: %v", err)
 	}
 	leave2()
-	if _, ok := ctx.Value(holderKey{}).(*holder); ok {
+	if _, ok := ctx.Value(g).(*holder); ok {
 		t.Fatal("a waiter that passed without the gate must not be marked as inside it")
 	}
 	if _, _, err := g.Enter(withCancelled(context.Background())); !errors.Is(err, context.Canceled) {
@@ -86,4 +86,34 @@ func TestNilGateNeverWaits(t *testing.T) {
 		t.Fatalf("nil gate: ctx changed or err %v", err)
 	}
 	leave()
+}
+
+// TestGateReentersAnOuterGate: inside gate a, then gate b, the context
+// still enters a without waiting (a unit of work on one database nested in
+// one on another, writing to the first).
+func TestGateReentersAnOuterGate(t *testing.T) {
+	a, b := NewGate(0), NewGate(0)
+	ctxA, leaveA, err := a.Enter(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leaveA()
+	ctxB, leaveB, err := b.Enter(ctxA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leaveB()
+	// A cancelled context fails at once if it has to wait: it must not.
+	inner, cancel := context.WithCancel(ctxB)
+	cancel()
+	if _, leave, err := a.Enter(inner); err != nil {
+		t.Fatalf("entering the outer gate from inside the inner one waited: %v", err)
+	} else {
+		leave()
+	}
+	if _, leave, err := b.Enter(inner); err != nil {
+		t.Fatalf("re-entering the inner gate waited: %v", err)
+	} else {
+		leave()
+	}
 }
