@@ -140,7 +140,7 @@ func New(db bun.IDB, opts Options, d *Dialect) (*Store, error) {
 	if verb == "" {
 		verb = "INSERT"
 	}
-	return &Store{db: db, gate: gateOf(d, db), opts: opts, d: d, q: queries{
+	return &Store{db: db, gate: txn.GateOf(d.WriteGate, db), opts: opts, d: d, q: queries{
 		insert: verb + " INTO " + t + " (storage_key, namespace, idem_key, scope, fingerprint, status, token, result, locked_until, expires_at, created_at, updated_at)" +
 			" VALUES (?, ?, ?, ?, ?, '" + statusInProgress + "', ?, NULL, ?, ?, ?, ?) " + d.InsertIgnore,
 		selectWinner:  "SELECT fingerprint, status, token, result, locked_until, expires_at FROM " + t + " WHERE storage_key = ?" + d.LockingRead,
@@ -166,24 +166,8 @@ func SetupStatements(opts Options, d *Dialect) ([]string, error) {
 func (s *Store) WithDB(db bun.IDB) *Store {
 	c := *s
 	c.db = db
-	c.gate = gateOf(s.d, db)
+	c.gate = txn.GateOf(s.d.WriteGate, db)
 	return &c
-}
-
-func gateOf(d *Dialect, db bun.IDB) *txn.Gate {
-	if d.WriteGate == nil {
-		return nil
-	}
-	return d.WriteGate(db)
-}
-
-// enter passes the write gate (when there is one) for action.
-func (s *Store) enter(ctx context.Context, action string) (context.Context, func(), error) {
-	ctx, leave, err := s.gate.Enter(ctx)
-	if err != nil {
-		return ctx, leave, fmt.Errorf("idempotency %s: wait for the write gate: %w", action, err)
-	}
-	return ctx, leave, nil
 }
 
 func (s *Store) wrap(op string, err error) error {
@@ -214,7 +198,7 @@ func (s *Store) Reserve(ctx context.Context, req ports.ReserveRequest) (ports.Re
 	}
 	sk := core.StorageKey(req.Namespace, req.Key, scopeKey)
 	res := ports.Reservation{Namespace: req.Namespace, Key: req.Key, ScopeKey: scopeKey}
-	ctx, leave, err := s.enter(ctx, "reserve")
+	ctx, leave, err := s.gate.EnterFor(ctx, "idempotency", "reserve")
 	if err != nil {
 		return res, err
 	}
@@ -314,7 +298,7 @@ func (s *Store) mutate(ctx context.Context, action string, r ports.Reservation, 
 		return mutErr
 	}
 	sk := core.StorageKey(r.Namespace, r.Key, r.ScopeKey)
-	ctx, leave, err := s.enter(ctx, action)
+	ctx, leave, err := s.gate.EnterFor(ctx, "idempotency", action)
 	if err != nil {
 		return err
 	}

@@ -101,7 +101,7 @@ func (o *Outbox) Purge(ctx context.Context, olderThan time.Time) (int64, error) 
 }
 
 func (o *Outbox) exec(ctx context.Context, op, q string, args ...any) (int64, error) {
-	ctx, leave, err := o.enter(ctx, op)
+	ctx, leave, err := o.gate.EnterFor(ctx, "outbox", op)
 	if err != nil {
 		return 0, err
 	}

@@ -54,7 +54,7 @@ func (o *Outbox) batch(ctx context.Context, op string, claims []ports.Claim, pla
 	if err != nil {
 		return err
 	}
-	ctx, leave, err := o.enter(ctx, op)
+	ctx, leave, err := o.gate.EnterFor(ctx, "outbox", op)
 	if err != nil {
 		return err
 	}
@@ -187,7 +187,7 @@ func (o *Outbox) single(ctx context.Context, op string, claim ports.Claim, query
 	if claim.ID == "" || claim.Token == "" {
 		return fmt.Errorf("outbox %s: %w", op, core.Invalidf("claim has an empty ID or Token; pass ClaimedMessage.Claim()"))
 	}
-	ctx, leave, err := o.enter(ctx, op)
+	ctx, leave, err := o.gate.EnterFor(ctx, "outbox", op)
 	if err != nil {
 		return err
 	}

@@ -162,24 +162,8 @@ func New(db bun.IDB, opts Options, d *Dialect) (*Outbox, error) {
 		return nil, err
 	}
 	o := &Outbox{db: db, opts: opts, dialect: d, q: newQueries(NewNames(opts.TableName, d.Quote), d.IDHint, d.Array != nil)}
-	o.gate = o.gateOf(db)
+	o.gate = txn.GateOf(d.WriteGate, db)
 	return o, nil
-}
-
-func (o *Outbox) gateOf(db bun.IDB) *txn.Gate {
-	if o.dialect.WriteGate == nil {
-		return nil
-	}
-	return o.dialect.WriteGate(db)
-}
-
-// enter passes the write gate (when there is one) for operation op.
-func (o *Outbox) enter(ctx context.Context, op string) (context.Context, func(), error) {
-	ctx, leave, err := o.gate.Enter(ctx)
-	if err != nil {
-		return ctx, leave, fmt.Errorf("outbox %s: wait for the write gate: %w", op, err)
-	}
-	return ctx, leave, nil
 }
 
 // SetupStatements returns the DDL for opts.
@@ -196,7 +180,7 @@ func SetupStatements(opts Options, d *Dialect) ([]string, error) {
 func (o *Outbox) WithDB(db bun.IDB) *Outbox {
 	c := *o
 	c.db = db
-	c.gate = o.gateOf(db)
+	c.gate = txn.GateOf(o.dialect.WriteGate, db)
 	return &c
 }
 
@@ -233,7 +217,7 @@ func (o *Outbox) Enqueue(ctx context.Context, msgs ...ports.OutboxMessage) ([]st
 			topics = append(topics, m.Topic)
 		}
 	}
-	ctx, leave, err := o.enter(ctx, "enqueue")
+	ctx, leave, err := o.gate.EnterFor(ctx, "outbox", "enqueue")
 	if err != nil {
 		return nil, err
 	}
@@ -352,7 +336,7 @@ func (o *Outbox) Claim(ctx context.Context, opts ports.ClaimOptions) ([]ports.Cl
 	if opts.Lease <= 0 {
 		return nil, fmt.Errorf("outbox claim: %w", core.Invalidf("Lease %v must be positive", opts.Lease))
 	}
-	ctx, leave, err := o.enter(ctx, "claim")
+	ctx, leave, err := o.gate.EnterFor(ctx, "outbox", "claim")
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/wharf-go/wharf/core"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -192,51 +193,65 @@ func ScanRecords(rows *sql.Rows) ([]Record, error) { return ScanRecordsN(rows, 0
 func ScanRecordsN(rows *sql.Rows, n int) ([]Record, error) {
 	defer rows.Close()
 	var (
-		out                                []Record
-		kind, status                       string
-		key, headers, locked, token, lastE sql.NullString
-		avail, created, updated            string
+		out           []Record
+		c             scanned
+		locked, token sql.NullString
+		updated       string
 	)
 	for rows.Next() {
-		var (
-			r       Record
-			payload []byte
-		)
-		if err := rows.Scan(&r.ID, &kind, &r.Topic, &key, &payload, &headers, &status, &r.Attempts, &r.MaxAttempts,
-			&avail, &locked, &token, &lastE, &created, &updated); err != nil {
+		var r Record
+		if err := rows.Scan(&r.ID, &c.kind, &r.Topic, &c.key, &c.payload, &c.headers, &c.status, &r.Attempts, &r.MaxAttempts,
+			&c.avail, &locked, &token, &c.lastE, &c.created, &updated); err != nil {
 			return nil, err
 		}
-		r.Kind, r.Status, r.Key, r.Token, r.LastError = ports.MessageKind(kind), ports.MessageStatus(status), key.String, token.String, lastE.String
-		if payload == nil {
-			payload = []byte{} // a NOT NULL column: empty, never nil
-		}
-		r.Payload = payload
 		if out == nil {
 			out = make([]Record, 0, max(n, 1)) // on the first row: an empty claim allocates nothing
 		}
-		if headers.Valid && headers.String != "" {
-			if err := json.Unmarshal([]byte(headers.String), &r.Headers); err != nil {
-				return nil, fmt.Errorf("message %s: decode headers: %w", r.ID, err)
-			}
-		}
-		var err error
-		if r.AvailableAt, err = parseTime(avail); err != nil {
+		if err := c.decode(&r); err != nil {
 			return nil, err
 		}
+		r.Token = token.String
+		var err error
 		if locked.Valid {
-			if r.LockedUntil, err = parseTime(locked.String); err != nil {
+			if r.LockedUntil, err = core.ParseTime(locked.String); err != nil {
 				return nil, err
 			}
 		}
-		if r.CreatedAt, err = parseTime(created); err != nil {
-			return nil, err
-		}
-		if r.UpdatedAt, err = parseTime(updated); err != nil {
+		if r.UpdatedAt, err = core.ParseTime(updated); err != nil {
 			return nil, err
 		}
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// scanned holds the columns that ScanRecordsN and ScanClaimed both read and
+// decode the same way; reused from row to row.
+type scanned struct {
+	kind, status, avail, created string
+	key, headers, lastE          sql.NullString
+	payload                      []byte
+}
+
+// decode fills r from c's columns.
+func (c *scanned) decode(r *Record) error {
+	r.Kind, r.Status, r.Key, r.LastError = ports.MessageKind(c.kind), ports.MessageStatus(c.status), c.key.String, c.lastE.String
+	r.Payload = c.payload
+	if r.Payload == nil {
+		r.Payload = []byte{} // a NOT NULL column: empty, never nil
+	}
+	c.payload = nil // the next row scans into a fresh slice
+	if c.headers.Valid && c.headers.String != "" {
+		if err := json.Unmarshal([]byte(c.headers.String), &r.Headers); err != nil {
+			return fmt.Errorf("message %s: decode headers: %w", r.ID, err)
+		}
+	}
+	var err error
+	if r.AvailableAt, err = core.ParseTime(c.avail); err != nil {
+		return err
+	}
+	r.CreatedAt, err = core.ParseTime(c.created)
+	return err
 }
 
 // ClaimColumns is what a claim needs back, in ScanClaimed's order: Columns
@@ -252,56 +267,32 @@ const ClaimColumns = "id, kind, topic, ordering_key, payload, headers, status, a
 func ScanClaimed(rows *sql.Rows, p ClaimParams) ([]Record, error) {
 	defer rows.Close()
 	var (
-		out                  []Record
-		kind, status         string
-		key, headers, lastE  sql.NullString
-		avail, created       string
-		until, updated       time.Time
-		parsedLease, parsedU bool
+		out           []Record
+		c             scanned
+		until, update time.Time
 	)
 	for rows.Next() {
-		var (
-			r       Record
-			payload []byte
-		)
-		if err := rows.Scan(&r.ID, &kind, &r.Topic, &key, &payload, &headers, &status, &r.Attempts, &r.MaxAttempts,
-			&avail, &lastE, &created); err != nil {
+		var r Record
+		if err := rows.Scan(&r.ID, &c.kind, &r.Topic, &c.key, &c.payload, &c.headers, &c.status, &r.Attempts, &r.MaxAttempts,
+			&c.avail, &c.lastE, &c.created); err != nil {
 			return nil, err
 		}
-		r.Kind, r.Status, r.Key, r.LastError = ports.MessageKind(kind), ports.MessageStatus(status), key.String, lastE.String
-		if payload == nil {
-			payload = []byte{} // a NOT NULL column: empty, never nil
-		}
-		r.Payload = payload
 		if out == nil {
 			out = make([]Record, 0, max(p.Limit, 1)) // on the first row: an empty claim allocates nothing
-		}
-		if headers.Valid && headers.String != "" {
-			if err := json.Unmarshal([]byte(headers.String), &r.Headers); err != nil {
-				return nil, fmt.Errorf("message %s: decode headers: %w", r.ID, err)
-			}
-		}
-		var err error
-		if r.AvailableAt, err = parseTime(avail); err != nil {
-			return nil, err
-		}
-		if r.CreatedAt, err = parseTime(created); err != nil {
-			return nil, err
-		}
-		if !parsedU {
-			if updated, err = parseTime(p.Now); err != nil {
+			// The claim's own times, parsed once per claim.
+			var err error
+			if update, err = core.ParseTime(p.Now); err != nil {
 				return nil, err
 			}
-			parsedU = true
-		}
-		r.UpdatedAt = updated
-		if r.Status != ports.StatusDead {
-			if !parsedLease {
-				if until, err = parseTime(p.LockedUntil); err != nil {
-					return nil, err
-				}
-				parsedLease = true
+			if until, err = core.ParseTime(p.LockedUntil); err != nil {
+				return nil, err
 			}
+		}
+		if err := c.decode(&r); err != nil {
+			return nil, err
+		}
+		r.UpdatedAt = update
+		if r.Status != ports.StatusDead {
 			r.LockedUntil, r.Token = until, p.TokenPrefix+r.ID
 		}
 		out = append(out, r)
@@ -330,5 +321,5 @@ func parseOptTime(s sql.NullString) (time.Time, error) {
 	if !s.Valid || s.String == "" {
 		return time.Time{}, nil
 	}
-	return parseTime(s.String)
+	return core.ParseTime(s.String)
 }

@@ -2,8 +2,11 @@ package txn
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/uptrace/bun"
 )
 
 // Gate queues the writers of one database in Go, first come first served,
@@ -66,6 +69,25 @@ func (g *Gate) Enter(ctx context.Context) (context.Context, func(), error) {
 			<-g.sem
 		}
 	}, nil
+}
+
+// GateOf returns the write gate that of (a dialect's WriteGate hook, nil
+// for none) gives db.
+func GateOf(of func(bun.IDB) *Gate, db bun.IDB) *Gate {
+	if of == nil {
+		return nil
+	}
+	return of(db)
+}
+
+// EnterFor is Enter for operation op of component what ("outbox",
+// "enqueue"), its error naming both.
+func (g *Gate) EnterFor(ctx context.Context, what, op string) (context.Context, func(), error) {
+	ctx, leave, err := g.Enter(ctx)
+	if err != nil {
+		return ctx, leave, fmt.Errorf("%s %s: wait for the write gate: %w", what, op, err)
+	}
+	return ctx, leave, nil
 }
 
 // wait queues for the gate. It reports false (and no error) when its

@@ -1,24 +1,23 @@
-package outboxsql
+package core
 
 import (
 	"math/rand/v2"
 	"testing"
 	"time"
-
-	"github.com/wharf-go/wharf/core"
 )
 
-// TestParseTimeAgreesWithCore: for many formatted times and for malformed
-// strings, the fast parser returns exactly what core.ParseTime returns.
-func TestParseTimeAgreesWithCore(t *testing.T) {
+// TestParseTimeAgreesWithTimeParse: for many formatted times and for
+// malformed strings, ParseTime returns exactly what the time.Parse path
+// returns.
+func TestParseTimeAgreesWithTimeParse(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	var inputs []string
 	for range 200000 {
 		// Years 0000-9999, any instant, microsecond precision.
 		sec := r.Int64N(253402300800) - 62167219200
-		inputs = append(inputs, core.FormatTime(time.Unix(sec, r.Int64N(1e9))))
+		inputs = append(inputs, FormatTime(time.Unix(sec, r.Int64N(1e9))))
 	}
-	inputs = append(inputs, core.FormatTime(time.Now()),
+	inputs = append(inputs, FormatTime(time.Now()),
 		"2024-02-29T23:59:59.999999Z", "2023-02-29T00:00:00.000000Z", "2024-02-30T00:00:00.000000Z",
 		"2024-04-31T00:00:00.000000Z", "2024-13-01T00:00:00.000000Z", "2024-00-01T00:00:00.000000Z",
 		"2024-01-00T00:00:00.000000Z", "2024-01-01T24:00:00.000000Z", "2024-01-01T00:60:00.000000Z",
@@ -36,27 +35,27 @@ func TestParseTimeAgreesWithCore(t *testing.T) {
 		}
 	}
 	for _, s := range inputs {
-		want, wantErr := core.ParseTime(s)
-		got, gotErr := parseTime(s)
+		want, wantErr := parseTimeSlow(s)
+		got, gotErr := ParseTime(s)
 		if (wantErr == nil) != (gotErr == nil) || (wantErr != nil && wantErr.Error() != gotErr.Error()) {
-			t.Fatalf("%q: error %v, core.ParseTime %v", s, gotErr, wantErr)
+			t.Fatalf("%q: error %v, time.Parse path %v", s, gotErr, wantErr)
 		}
 		if !got.Equal(want) || got.Location() != want.Location() || got != want {
-			t.Fatalf("%q: got %v, core.ParseTime %v", s, got, want)
+			t.Fatalf("%q: got %v, time.Parse path %v", s, got, want)
 		}
 	}
 }
 
 func BenchmarkParseTime(b *testing.B) {
-	s := core.FormatTime(time.Now())
-	b.Run("core", func(b *testing.B) {
+	s := FormatTime(time.Now())
+	b.Run("TimeParse", func(b *testing.B) {
 		for range b.N {
-			_, _ = core.ParseTime(s)
+			_, _ = parseTimeSlow(s)
 		}
 	})
-	b.Run("fast", func(b *testing.B) {
+	b.Run("ParseTime", func(b *testing.B) {
 		for range b.N {
-			_, _ = parseTime(s)
+			_, _ = ParseTime(s)
 		}
 	})
 }
