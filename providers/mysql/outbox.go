@@ -103,11 +103,7 @@ var outboxDialect = &outboxsql.Dialect{
 // derived from them (ApplyClaimSet) instead of read back.
 func claim(ctx context.Context, db bun.IDB, q *outboxsql.Queries, p outboxsql.ClaimParams) ([]outboxsql.Record, error) {
 	var recs []outboxsql.Record
-	inTx := false
-	switch db.(type) {
-	case bun.Tx, *bun.Tx:
-		inTx = true
-	}
+	inTx := outboxsql.InTx(db)
 	err := db.RunInTx(ctx, claimTx, func(ctx context.Context, tx bun.Tx) error {
 		var from []string
 		if !inTx {

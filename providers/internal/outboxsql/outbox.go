@@ -166,6 +166,16 @@ func New(db bun.IDB, opts Options, d *Dialect) (*Outbox, error) {
 	return o, nil
 }
 
+// InTx reports whether db is a transaction (bun.Tx), so that what runs on
+// it already commits or rolls back as one.
+func InTx(db bun.IDB) bool {
+	switch db.(type) {
+	case bun.Tx, *bun.Tx:
+		return true
+	}
+	return false
+}
+
 // SetupStatements returns the DDL for opts.
 func SetupStatements(opts Options, d *Dialect) ([]string, error) {
 	opts.setDefaults()
@@ -222,21 +232,17 @@ func (o *Outbox) Enqueue(ctx context.Context, msgs ...ports.OutboxMessage) ([]st
 		return nil, err
 	}
 	defer leave()
-	switch db := o.db.(type) {
-	case bun.Tx, *bun.Tx:
-		// The caller's transaction makes it all or none.
-	default:
-		if len(rows) > enqueueChunk || o.dialect.AfterEnqueue != nil {
-			// Several statements: one transaction of its own, so that a
-			// failure stores nothing (one INSERT alone is atomic).
-			err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-				return o.WithDB(tx).insert(ctx, rows, topics)
-			})
-			if err != nil {
-				return nil, err
-			}
-			return ids, nil
+	// In the caller's transaction, that makes it all or none. Otherwise
+	// several statements get one transaction of their own, so that a failure
+	// stores nothing (one INSERT alone is atomic).
+	if !InTx(o.db) && (len(rows) > enqueueChunk || o.dialect.AfterEnqueue != nil) {
+		err := o.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			return o.WithDB(tx).insert(ctx, rows, topics)
+		})
+		if err != nil {
+			return nil, err
 		}
+		return ids, nil
 	}
 	if err := o.insert(ctx, rows, topics); err != nil {
 		return nil, err
