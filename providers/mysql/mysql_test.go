@@ -298,6 +298,77 @@ func TestClaimUsesTheClaimIndex(t *testing.T) {
 	require.Equal(t, "key_idx", e["key"], "the per-key check must use the key index: %v", plan)
 }
 
+// TestClaimLocksOneRangeOfTheClaimIndex checks the plan of the locking
+// SELECT that Claim really sends (started at the first claimable row): one
+// range over (status, available_at) of the claim index, in claim order. A
+// bound on more columns lets the range optimizer cut the scan into
+// intervals over every column of the index, and MariaDB's SKIP LOCKED then
+// waits for rows other claimers hold (claimers deadlocked in
+// TestProducersAndClaimersAtScale).
+func TestClaimLocksOneRangeOfTheClaimIndex(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, ob := migrated(t)
+	rec := &recorder{}
+	db.AddQueryHook(rec)
+	fill(t, ob, 400, func(i int) string {
+		if i%4 == 0 {
+			return fmt.Sprintf("k%d", i%10)
+		}
+		return ""
+	})
+	_, err := ob.Claim(ctx, ports.ClaimOptions{Limit: 100, Lease: time.Hour}) // leased rows at the head
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, "ANALYZE TABLE outbox_messages")
+	require.NoError(t, err)
+
+	var locking string
+	for _, q := range rec.capture(func() {
+		msgs, err := ob.Claim(ctx, ports.ClaimOptions{Limit: 10, Lease: time.Minute})
+		require.NoError(t, err)
+		require.NotEmpty(t, msgs)
+	}) {
+		if strings.HasSuffix(q, "FOR UPDATE SKIP LOCKED") {
+			locking = q
+		}
+	}
+	require.Regexp(t, `c\.available_at >=? '`, locking, "the claim starts its scan at the first claimable row")
+
+	var doc string
+	require.NoError(t, db.QueryRowContext(ctx, "EXPLAIN FORMAT=JSON "+locking).Scan(&doc))
+	var plan any
+	require.NoError(t, json.Unmarshal([]byte(doc), &plan))
+	c := jsonTable(plan, "c")
+	require.NotNil(t, c, "no table c in %s", doc)
+	require.Equal(t, "claim_idx", c["key"], doc)
+	require.Equal(t, "range", c["access_type"], doc)
+	require.Equal(t, []any{"status", "available_at"}, c["used_key_parts"], "one range over (status, available_at): %s", doc)
+	require.NotContains(t, doc, "filesort", "the claim index returns rows in claim order")
+}
+
+// jsonTable finds the "table" object named name in an EXPLAIN FORMAT=JSON
+// document.
+func jsonTable(v any, name string) map[string]any {
+	switch v := v.(type) {
+	case map[string]any:
+		if v["table_name"] == name {
+			return v
+		}
+		for _, e := range v {
+			if t := jsonTable(e, name); t != nil {
+				return t
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if t := jsonTable(e, name); t != nil {
+				return t
+			}
+		}
+	}
+	return nil
+}
+
 // recorder captures the SQL a bun.DB sends while it is on.
 type recorder struct {
 	mu   sync.Mutex

@@ -105,19 +105,17 @@ func claim(ctx context.Context, db bun.IDB, q *outboxsql.Queries, p outboxsql.Cl
 	var recs []outboxsql.Record
 	inTx := outboxsql.InTx(db)
 	err := db.RunInTx(ctx, claimTx, func(ctx context.Context, tx bun.Tx) error {
-		var from []string
+		var from string
 		if !inTx {
-			var at, id string
-			err := tx.QueryRowContext(ctx, headQuery(q), p.Now, p.Now).Scan(&at, &id)
+			err := tx.QueryRowContext(ctx, headQuery(q), p.Now, p.Now).Scan(&from)
 			if errors.Is(err, sql.ErrNoRows) {
 				return nil
 			}
 			if err != nil {
 				return err
 			}
-			from = []string{at, id}
 		}
-		query, args := q.EligibleRows(p, outboxsql.ClaimColumns, " FORCE INDEX ("+claimIndex+")", " FOR UPDATE SKIP LOCKED", from...)
+		query, args := q.EligibleRows(p, outboxsql.ClaimColumns, " FORCE INDEX ("+claimIndex+")", " FOR UPDATE SKIP LOCKED", from)
 		rows, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
@@ -161,8 +159,8 @@ func ClaimQuery(q *outboxsql.Queries, p outboxsql.ClaimParams) (string, []any) {
 	return q.Eligible(p, " FORCE INDEX ("+claimIndex+")", " FOR UPDATE SKIP LOCKED")
 }
 
-// headQuery returns the first claimable row's (available_at, id), read
-// without locks from the claim index alone.
+// headQuery returns the first claimable row's available_at, read without
+// locks from the claim index alone.
 //
 // Leased messages keep their place at the head of the claim index (status,
 // available_at, id, locked_until) until they are completed: with several
@@ -171,15 +169,17 @@ func ClaimQuery(q *outboxsql.Queries, p outboxsql.ClaimParams) (string, []any) {
 // scan examines (before the pushed-down lease condition rejects it) until
 // the claim commits. The relays' DELETEs of those very messages then wait
 // for the claims. Starting the locking scan at the first row that a plain
-// read finds claimable keeps the leased rows out of it; the plain read
-// passes them without locking anything.
+// read finds claimable keeps the leased rows out of it (all but those
+// enqueued at the same microsecond); the plain read passes them without
+// locking anything. The scan starts at that available_at, not at the row
+// itself: see EligibleRows for why the bound is one column.
 //
 // The position is only where the scan starts: a row before it that became
 // claimable in the meantime (a lease that expired, a release) is claimed by
 // a later claim. The claim's caller transaction, when there is one, may
 // read an older snapshot; claims inside one do not use it.
 func headQuery(q *outboxsql.Queries) string {
-	return "SELECT available_at, id FROM " + q.Names().Table + " FORCE INDEX (" + claimIndex + ")" +
+	return "SELECT available_at FROM " + q.Names().Table + " FORCE INDEX (" + claimIndex + ")" +
 		" WHERE status = 'pending' AND available_at <= ? AND (locked_until IS NULL OR locked_until <= ?)" +
 		" ORDER BY available_at, id LIMIT 1"
 }

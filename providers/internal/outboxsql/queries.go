@@ -122,26 +122,33 @@ func (q *Queries) insert(rows [][]any) (string, []any) {
 // Messages whose lease expired on their final attempt are included so the
 // claim can dead-letter them. Arguments: Eligible's args.
 func (q *Queries) Eligible(p ClaimParams, hint, suffix string) (string, []any) {
-	return q.eligible(p, "c.id", hint, suffix, nil)
+	return q.eligible(p, "c.id", hint, suffix, "")
 }
 
 // EligibleRows is Eligible selecting cols (e.g. ClaimColumns) instead of
-// the IDs, and, when from is (available_at, id), only the rows at or after
-// it in claim order: a range that an index on (status, available_at, id)
-// starts at. Arguments: Eligible's, then from's.
-func (q *Queries) EligibleRows(p ClaimParams, cols, hint, suffix string, from ...string) (string, []any) {
+// the IDs, and, when from is not empty, only the rows whose available_at is
+// at or after it: one range of an index on (status, available_at, ...).
+// Arguments: Eligible's, with from's after the lease bounds.
+//
+// The bound is deliberately one column. A row-value bound such as
+// (available_at, id) >= (?, ?) lets MariaDB's range optimizer split the scan
+// into many small intervals over every column of the claim index, and
+// under FOR UPDATE SKIP LOCKED such a scan waits for rows other claimers
+// hold instead of skipping them (deadlocks between claimers, and claims
+// that came back short while rows were claimable).
+func (q *Queries) EligibleRows(p ClaimParams, cols, hint, suffix, from string) (string, []any) {
 	return q.eligible(p, cols, hint, suffix, from)
 }
 
-func (q *Queries) eligible(p ClaimParams, cols, hint, suffix string, from []string) (string, []any) {
+func (q *Queries) eligible(p ClaimParams, cols, hint, suffix, from string) (string, []any) {
 	var b strings.Builder
 	t := q.n.Table
 	b.WriteString("SELECT " + cols + " FROM " + t + " AS c" + hint)
 	b.WriteString(" WHERE c.status = 'pending' AND c.available_at <= ? AND (c.locked_until IS NULL OR c.locked_until <= ?)")
 	args := []any{p.Now, p.Now}
-	if len(from) == 2 {
-		b.WriteString(" AND (c.available_at > ? OR (c.available_at = ? AND c.id >= ?))")
-		args = append(args, from[0], from[0], from[1])
+	if from != "" {
+		b.WriteString(" AND c.available_at >= ?")
+		args = append(args, from)
 	}
 	if len(p.Topics) > 0 {
 		b.WriteString(" AND c.topic IN (?)")
