@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -40,6 +41,7 @@ func outboxClaimTests() []testCase {
 		{"ReleasedKeyedMessageKeepsItsTurn", testKeyRelease},
 		{"DeadEarlierKeyedMessageDoesNotBlock", testKeyDead},
 		{"KeyOrderingSpansTopics", testKeyAcrossTopics},
+		{"CallsOnACancelledContextNameTheOperationAndChangeNothing", testCancelledCalls},
 	}
 }
 
@@ -632,4 +634,44 @@ func testKeyAcrossTopics(t *testing.T, h Harness) {
 	require.Equal(t, "t-1", c.ID)
 	require.NoError(t, ob.Complete(f.ctx, c.Claim()))
 	require.Equal(t, "t-2", f.claimOne(ob, "conf.topic-b").ID)
+}
+
+// testCancelledCalls calls every outbox operation with a context that is
+// already cancelled: each returns an error that wraps context.Canceled and
+// names the operation (whether the driver failed at BEGIN, at the statement
+// or at COMMIT), and the claimed message is left as it was.
+func testCancelledCalls(t *testing.T, h Harness) {
+	f := setup(t, h)
+	ob := f.outbox(f.db)
+	ids := f.enqueue(ob, job("conf.cancel"), job("conf.cancel"))
+	c := f.claimOne(ob)
+	before := f.record(ob, c.ID)
+
+	ctx, cancel := context.WithCancel(f.ctx)
+	cancel()
+	calls := []struct {
+		op   string
+		call func() error
+	}{
+		{"enqueue", func() error { _, err := ob.Enqueue(ctx, job("conf.cancel")); return err }},
+		{"claim", func() error {
+			_, err := ob.Claim(ctx, ports.ClaimOptions{Limit: 1, Lease: testLease})
+			return err
+		}},
+		{"complete", func() error { return ob.Complete(ctx, c.Claim()) }},
+		{"release", func() error { return ob.Release(ctx, c.Claim()) }},
+		{"retry", func() error { return ob.Retry(ctx, c.Claim(), ports.RetryOptions{LastError: "x"}) }},
+		{"dead-letter", func() error { return ob.DeadLetter(ctx, c.Claim(), "x") }},
+		{"extend", func() error { _, err := ob.Extend(ctx, c.Claim(), time.Hour); return err }},
+	}
+	for _, tc := range calls {
+		err := tc.call()
+		require.ErrorIs(t, err, context.Canceled, "%s on a cancelled context", tc.op)
+		require.Contains(t, err.Error(), "outbox "+tc.op, "the error names the operation")
+	}
+
+	after := f.record(ob, c.ID)
+	require.Equal(t, before, after, "the claimed message is unchanged")
+	require.ElementsMatch(t, ids, recordIDs(f.listAll(ob)), "nothing was enqueued")
+	require.NoError(t, ob.Complete(f.ctx, c.Claim()), "the claim is still held")
 }

@@ -91,11 +91,11 @@ func (o *Outbox) batch(ctx context.Context, op string, claims []ports.Claim, pla
 	err = o.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		res, err := tx.ExecContext(ctx, plain, args...)
 		if err != nil {
-			return o.wrap(op, err)
+			return err
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return o.wrap(op, err)
+			return err
 		}
 		if n != int64(len(ids)) {
 			return errShort // roll back: which claims matched is unknown
@@ -103,7 +103,10 @@ func (o *Outbox) batch(ctx context.Context, op string, claims []ports.Claim, pla
 		return nil
 	})
 	if !errors.Is(err, errShort) {
-		return err
+		if err != nil {
+			return o.wrap(op, err) // the statement's error or BEGIN's or COMMIT's
+		}
+		return nil
 	}
 	// Some claims were lost. Find the claims still held, then apply the
 	// change to exactly those, in one transaction (a savepoint when already
@@ -113,20 +116,18 @@ func (o *Outbox) batch(ctx context.Context, op string, claims []ports.Claim, pla
 	err = o.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		rows, err := tx.QueryContext(ctx, o.q.present+" FOR UPDATE", bun.In(ids), bun.In(tokens))
 		if err != nil {
-			return o.wrap(op, err)
+			return err
 		}
 		if held, err = scanIDs(rows); err != nil {
-			return o.wrap(op, err)
+			return err
 		}
 		if len(held) > 0 {
-			if _, err := tx.ExecContext(ctx, plain, append(lead, bun.In(keys(held)), bun.In(tokens))...); err != nil {
-				return o.wrap(op, err)
-			}
+			_, err = tx.ExecContext(ctx, plain, append(lead, bun.In(keys(held)), bun.In(tokens))...)
 		}
-		return nil
+		return err
 	})
 	if err != nil {
-		return err
+		return o.wrap(op, err)
 	}
 	return lostError(op, ids, held)
 }

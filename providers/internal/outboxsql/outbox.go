@@ -236,11 +236,16 @@ func (o *Outbox) Enqueue(ctx context.Context, msgs ...ports.OutboxMessage) ([]st
 	// several statements get one transaction of their own, so that a failure
 	// stores nothing (one INSERT alone is atomic).
 	if !InTx(o.db) && (len(rows) > enqueueChunk || o.dialect.AfterEnqueue != nil) {
+		var inner error // insert's error, already wrapped
 		err := o.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			return o.WithDB(tx).insert(ctx, rows, topics)
+			inner = o.WithDB(tx).insert(ctx, rows, topics)
+			return inner
 		})
+		if inner != nil {
+			return nil, inner
+		}
 		if err != nil {
-			return nil, err
+			return nil, o.wrap("enqueue", err) // BEGIN or COMMIT failed
 		}
 		return ids, nil
 	}
