@@ -26,6 +26,7 @@ func outboxPortTests() []testCase {
 		{"EnqueueReturnsIDsInInputOrder", testOutboxEnqueueIDs},
 		{"EnqueueStoresFieldsAndAppliesDefaults", testOutboxEnqueueDefaults},
 		{"EnqueueBatchOf250Messages", testOutboxEnqueueBatch},
+		{"EnqueueBatchKeepsAwkwardTextByteForByte", testOutboxEnqueueAwkward},
 		{"EnqueueRejectsInvalidInputAndWritesNothing", testOutboxEnqueueInvalid},
 		{"EnqueueAcceptsTopicAndKeyOf255Characters", testOutboxEnqueueLongest},
 		{"EnqueueRejectsDuplicateIDAndWritesNothingEvenAcrossStatements", testOutboxEnqueueDuplicate},
@@ -158,6 +159,52 @@ func testOutboxEnqueueBatch(t *testing.T, h Harness) {
 		require.Equal(t, fmt.Sprint(i), byID[id].Headers["i"], "message %d", i)
 	}
 	require.EqualValues(t, 250, f.stats(ob).Ready)
+}
+
+// awkward are strings that quoting, array literals or IN lists could
+// mangle.
+var awkward = []string{
+	`it's`, `q"uo\te`, `back\\slash`, "{,}", "NULL", "null", " lead and trail ", "ünï ✓ 𝄞",
+	`\x00`, "comma, separated", "(paren)", "$1 ? :name", "new\nline\ttab",
+}
+
+// testOutboxEnqueueAwkward enqueues one batch whose IDs, topics, keys,
+// payloads and headers hold awkward text, mixed with absent keys and
+// headers, and reads every field back byte for byte.
+func testOutboxEnqueueAwkward(t *testing.T, h Harness) {
+	f := setup(t, h)
+	ob := f.outbox(f.db)
+	msgs := make([]ports.OutboxMessage, 0, 2*len(awkward))
+	for i, s := range awkward {
+		payload, err := json.Marshal(map[string]string{"s": s})
+		require.NoError(t, err)
+		msgs = append(msgs,
+			ports.OutboxMessage{ID: fmt.Sprintf("conf-%02d-%s", i, s), Topic: "conf." + s, Key: s, Payload: payload,
+				Headers: map[string]string{s: s, "n": fmt.Sprint(i)}, MaxAttempts: i + 1},
+			ports.OutboxMessage{Topic: "conf.plain", Payload: raw(fmt.Sprintf(`[%d, "%d"]`, i, i))})
+	}
+	ids := f.enqueue(ob, msgs...)
+	byID := map[string]ports.OutboxRecord{}
+	for _, r := range f.listAll(ob) {
+		byID[r.ID] = r
+	}
+	require.Len(t, byID, len(msgs))
+	for i, m := range msgs {
+		r, ok := byID[ids[i]]
+		require.True(t, ok, "message %d (%q) is stored under its ID", i, ids[i])
+		require.Equal(t, m.Topic, r.Topic, "message %d", i)
+		require.Equal(t, m.Key, r.Key, "message %d", i)
+		require.Equal(t, string(m.Payload), string(r.Payload), "message %d: the payload is stored as given", i)
+		if len(m.Headers) == 0 {
+			require.Empty(t, r.Headers, "message %d", i)
+		} else {
+			require.Equal(t, m.Headers, r.Headers, "message %d", i)
+		}
+		if m.MaxAttempts > 0 {
+			require.Equal(t, m.MaxAttempts, r.MaxAttempts, "message %d", i)
+		}
+		require.Equal(t, ports.StatusPending, r.Status)
+	}
 }
 
 func testOutboxEnqueueInvalid(t *testing.T, h Harness) {

@@ -5,8 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +31,12 @@ import (
 // against a server with fsync on:
 //
 //	bash scripts/testdb.sh run --postgres -- go test -bench . -run '^$' -benchtime 3s -count 3 ./providers/postgres/
+//
+// The baseline prepares its statements once (pgx's statement cache), so the
+// server plans them once; wharf's go through bun, which renders arguments
+// into the SQL text, so every one is parsed and planned. With
+// WHARF_BENCH_RAW_PROTOCOL=simple the baseline uses the simple protocol too,
+// which measures what is left: the framework's own cost.
 
 // Tables of the benchmarks.
 const (
@@ -55,6 +61,11 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	}
 	cfg, err := pgx.ParseConfig(u)
 	require.NoError(b, err)
+	if os.Getenv("WHARF_BENCH_RAW_PROTOCOL") == "simple" {
+		// Diagnostic: the baseline on wharf's protocol, every statement
+		// parsed and planned by the server, as bun's rendered SQL is.
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	}
 	raw := stdlib.OpenDB(*cfg)
 	b.Cleanup(func() { _ = raw.Close() })
 	ob, err := postgres.NewOutbox(db, postgres.OutboxOptions{TableName: benchTable})
@@ -118,7 +129,7 @@ func BenchmarkEnqueue(b *testing.B) {
 			}
 			insert := rawInsert(rawTable, batch)
 			channel := postgres.NotifyChannel(rawTable)
-			args := make([]any, batch*15)
+			cols := newRawColumns(batch)
 			var p pair
 			b.ResetTimer()
 			for i := range b.N {
@@ -132,17 +143,25 @@ func BenchmarkEnqueue(b *testing.B) {
 					}
 					return tx.Commit()
 				}, func() error {
-					// Enqueue's statements with the same row values.
+					// Enqueue's statements with the same row values: one
+					// row by VALUES, several by unnest of one array per
+					// column.
 					now := core.FormatTime(time.Now())
-					for i := range batch {
-						copy(args[i*15:], []any{core.NewID(), "event", "bench", nil, `{"n":1}`, nil, "pending",
-							0, 10, now, nil, nil, nil, now, now})
-					}
 					tx, err := e.raw.BeginTx(e.ctx, nil)
 					if err != nil {
 						return err
 					}
-					if _, err := tx.ExecContext(e.ctx, insert, args...); err != nil {
+					if batch == 1 {
+						_, err = tx.ExecContext(e.ctx, insert, core.NewID(), "event", "bench", nil, `{"n":1}`, nil, "pending",
+							0, 10, now, nil, nil, nil, now, now)
+					} else {
+						for i := range batch {
+							cols.ids[i], cols.nows[i] = core.NewID(), now
+						}
+						_, err = tx.ExecContext(e.ctx, insert, cols.ids, cols.kinds, cols.topics, cols.nulls, cols.payloads, cols.nulls,
+							cols.statuses, cols.zeros, cols.tens, cols.nows, cols.nulls, cols.nulls, cols.nulls, cols.nows, cols.nows)
+					}
+					if err != nil {
 						return err
 					}
 					if _, err := tx.ExecContext(e.ctx, "SELECT pg_notify($1, $2)", channel, "bench"); err != nil {
@@ -156,24 +175,31 @@ func BenchmarkEnqueue(b *testing.B) {
 	}
 }
 
-// rawInsert is the INSERT of n rows into table with $n parameters.
+// rawInsert is Enqueue's INSERT of n rows into table with $n parameters:
+// VALUES for one row, unnest of one array per column for more.
 func rawInsert(table string, n int) string {
-	var sb strings.Builder
-	sb.WriteString("INSERT INTO " + table + " (" + outboxsql.Columns + ") VALUES ")
-	for i := range n {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString("(")
-		for c := range 15 {
-			if c > 0 {
-				sb.WriteString(", ")
-			}
-			fmt.Fprintf(&sb, "$%d", i*15+c+1)
-		}
-		sb.WriteString(")")
+	if n == 1 {
+		return "INSERT INTO " + table + " (" + outboxsql.Columns + ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
 	}
-	return sb.String()
+	return "INSERT INTO " + table + " (" + outboxsql.Columns + ") SELECT * FROM unnest($1::text[], $2::text[], $3::text[]," +
+		" $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::text[], $11::text[], $12::text[]," +
+		" $13::text[], $14::text[], $15::text[])"
+}
+
+// rawColumns are the baseline's column arrays for a batch of n rows.
+type rawColumns struct {
+	ids, kinds, topics, payloads, statuses, nows []string
+	nulls                                        []*string
+	zeros, tens                                  []int32
+}
+
+func newRawColumns(n int) *rawColumns {
+	fill := func(s string) []string { return slices.Repeat([]string{s}, n) }
+	return &rawColumns{
+		ids: make([]string, n), kinds: fill("event"), topics: fill("bench"), payloads: fill(`{"n":1}`),
+		statuses: fill("pending"), nows: make([]string, n), nulls: make([]*string, n),
+		zeros: make([]int32, n), tens: slices.Repeat([]int32{10}, n),
+	}
 }
 
 // seedBench inserts n claimable messages into each table server-side and

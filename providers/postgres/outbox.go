@@ -8,10 +8,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/schema"
 
 	"github.com/wharf-go/wharf/providers/internal/outboxsql"
 )
@@ -137,53 +135,12 @@ var outboxDialect = &outboxsql.Dialect{
 		}
 		return outboxsql.ScanClaimed(rows, p)
 	},
-	Array: func(s []string) any { return textArray(s) },
+	Array:  func(s []string) any { return textArray(s) },
+	Insert: insertArrays,
 	AfterEnqueue: func(ctx context.Context, db bun.IDB, n outboxsql.Names, topics []string) error {
 		_, err := db.ExecContext(ctx, "SELECT pg_notify(?, ?)", NotifyChannel(n.Raw), notifyPayload(topics))
 		return err
 	},
-}
-
-// textArray is a list argument of Complete and Release (outboxsql's
-// Dialect.Array): a text[] literal, '{"a","b"}', rendered as bun's
-// pgdialect.Array renders a []string (NUL dropped, quote and backslash
-// escaped in elements, the quote doubled for the string literal), byte by
-// byte when the element is valid UTF-8, which IDs and tokens are.
-type textArray []string
-
-var _ schema.QueryAppender = textArray(nil)
-
-// AppendQuery implements schema.QueryAppender.
-func (a textArray) AppendQuery(_ schema.QueryGen, b []byte) ([]byte, error) {
-	b = append(b, '\'', '{')
-	for i, s := range a {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '"')
-		if !utf8.ValidString(s) {
-			// Each invalid byte becomes U+FFFD, as ranging over s does in
-			// pgdialect.
-			var v []byte
-			for _, r := range s {
-				v = utf8.AppendRune(v, r)
-			}
-			s = string(v)
-		}
-		for j := 0; j < len(s); j++ {
-			switch c := s[j]; c {
-			case 0:
-			case '\'':
-				b = append(b, '\'', '\'')
-			case '"', '\\':
-				b = append(b, '\\', c)
-			default:
-				b = append(b, c)
-			}
-		}
-		b = append(b, '"')
-	}
-	return append(b, '}', '\''), nil
 }
 
 // ClaimQuery renders PostgreSQL's claim, one statement:

@@ -18,3 +18,24 @@ func TestTextArray(t *testing.T) {
 		}
 	}
 }
+
+// TestColumn: an Enqueue column renders its strings as textArray does, nil
+// as NULL and ints as numbers.
+func TestColumn(t *testing.T) {
+	rows := [][]any{{"it's", 1, nil}, {`q"uo\te`, 20, "{,}"}, {"bad\xffend", -3, "NULL"}}
+	for i, want := range []string{
+		`'{"it''s","q\"uo\\te","bad` + "\uFFFD" + `end"}'`,
+		`'{1,20,-3}'`,
+		`'{NULL,"{,}","NULL"}'`,
+	} {
+		got, err := column{rows: rows, column: i}.AppendQuery(schema.QueryGen{}, nil)
+		if err != nil || string(got) != want {
+			t.Errorf("column %d: got %s, %v; want %s", i, got, err, want)
+		}
+	}
+	strs, _ := column{rows: rows, column: 0}.AppendQuery(schema.QueryGen{}, nil)
+	arr, _ := textArray{"it's", `q"uo\te`, "bad\xffend"}.AppendQuery(schema.QueryGen{}, nil)
+	if string(strs) != string(arr) {
+		t.Errorf("strings: column %s, textArray %s", strs, arr)
+	}
+}

@@ -134,6 +134,10 @@ type Dialect struct {
 	// the changed rows (see newQueries). PostgreSQL only: it needs Returning,
 	// unnest and data-modifying WITH.
 	Array func([]string) any
+	// Insert, when set, renders Enqueue's INSERT of several rows (each in
+	// Columns order) into table instead of a multi-row VALUES list
+	// (PostgreSQL: one array per column, expanded by unnest).
+	Insert func(table string, rows [][]any) (string, []any)
 	// AfterEnqueue, when set, runs after a successful Enqueue in the same
 	// handle (PostgreSQL's pg_notify).
 	AfterEnqueue func(ctx context.Context, db bun.IDB, n Names, topics []string) error
@@ -259,7 +263,13 @@ func (o *Outbox) Enqueue(ctx context.Context, msgs ...ports.OutboxMessage) ([]st
 func (o *Outbox) insert(ctx context.Context, rows [][]any, topics []string) error {
 	for start := 0; start < len(rows); start += enqueueChunk {
 		end := min(start+enqueueChunk, len(rows))
-		query, args := o.q.insert(rows[start:end])
+		var query string
+		var args []any
+		if o.dialect.Insert != nil && end-start > 1 {
+			query, args = o.dialect.Insert(o.q.n.Table, rows[start:end])
+		} else {
+			query, args = o.q.insert(rows[start:end])
+		}
 		if _, err := o.db.ExecContext(ctx, query, args...); err != nil {
 			return o.wrap("enqueue", err)
 		}
