@@ -35,23 +35,28 @@
 // table, so the claim is three statements in one short READ COMMITTED
 // transaction:
 //
-//  1. SELECT the IDs of up to Limit eligible messages in claim order with
-//     FOR UPDATE SKIP LOCKED, forced onto the claim index (status,
-//     available_at, id, locked_until). Concurrent claimers pass over each
-//     other's rows; READ COMMITTED takes no gap locks, so producers' INSERTs
-//     never wait for claimers. locked_until is in the index so that leased
-//     rows are rejected by an index condition without touching their
-//     clustered record: InnoDB keeps the claimer's lock on every index entry
-//     it scanned, and if the claimer then also asked for the clustered
-//     record of a leased row that a worker was completing, the two could
-//     deadlock. (On MariaDB 10.11 they did, in 3 of 55 runs of the
-//     conformance concurrency tests, before locked_until joined the index;
-//     none in 40 runs since.)
-//  2. UPDATE those rows by primary key: token, lease, one more attempt, or
+//  1. A plain read (no locks) of the first claimable row's available_at on
+//     the claim index (status, available_at, id, locked_until). Leased rows
+//     keep their place at the head of that index until they are completed,
+//     and a locking scan would lock every one it passed until it commits.
+//  2. SELECT up to Limit eligible messages from that available_at on, in
+//     claim order, with FOR UPDATE SKIP LOCKED, forced onto the claim index.
+//     Concurrent claimers pass over each other's rows; READ COMMITTED takes
+//     no gap locks, so producers' INSERTs never wait for claimers.
+//     locked_until is in the index so that leased rows are rejected by an
+//     index condition without touching their clustered record. The start is
+//     bound by available_at alone: a bound on (available_at, id) made
+//     MariaDB scan many small ranges, in which SKIP LOCKED waited for rows
+//     other claimers held (claimers deadlocked).
+//  3. UPDATE those rows by primary key: token, lease, one more attempt, or
 //     dead-lettering when the lease expired on the final attempt. MySQL
 //     assigns left to right using values already assigned; every CASE reads
-//     only attempts and max_attempts, and attempts is assigned last.
-//  3. Read the rows back by primary key.
+//     only attempts and max_attempts, and attempts is assigned last. The
+//     claimed rows are derived from what step 2 read under its lock.
+//
+// A claim, Complete or Release on the root handle that the server chose as a
+// deadlock victim (1213; all of it was rolled back) is run again, up to
+// three times, before the deadlock reaches the caller.
 //
 // Bound to a caller's transaction (WithDB), the claim runs in a savepoint
 // and the caller's isolation level applies: it cannot change inside a

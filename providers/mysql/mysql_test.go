@@ -1076,7 +1076,8 @@ func TestTranslateError(t *testing.T) {
 // in ten with an ordering key) in transactions while 8 claimers claim and
 // complete them. Every message is
 // delivered exactly once, and no call returns any error (in particular no
-// deadlock reaches the caller: nothing here retries).
+// deadlock reaches the caller; the test retries nothing, Claim runs a
+// deadlock victim again, see TestClaimRunsAgainWhenChosenAsDeadlockVictim).
 func TestProducersAndClaimersAtScale(t *testing.T) {
 	t.Parallel()
 	const (

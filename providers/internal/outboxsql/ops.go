@@ -60,11 +60,15 @@ func (o *Outbox) batch(ctx context.Context, op string, claims []ports.Claim, pla
 	}
 	defer leave()
 	if o.dialect.Array != nil {
-		rows, err := o.db.QueryContext(ctx, lost, append([]any{o.dialect.Array(ids), o.dialect.Array(tokens)}, lead...)...)
-		if err != nil {
-			return o.wrap(op, err)
-		}
-		lostIDs, err := scanList(rows)
+		var lostIDs []string
+		err := o.againOnDeadlock(ctx, op, func() error {
+			rows, err := o.db.QueryContext(ctx, lost, append([]any{o.dialect.Array(ids), o.dialect.Array(tokens)}, lead...)...)
+			if err != nil {
+				return err
+			}
+			lostIDs, err = scanList(rows)
+			return err
+		})
 		if err != nil {
 			return o.wrap(op, err)
 		}
@@ -88,19 +92,21 @@ func (o *Outbox) batch(ctx context.Context, op string, claims []ports.Claim, pla
 	// Without RETURNING, first the fast path: the statement alone, in a
 	// transaction (a savepoint when already in one), committed when it
 	// matched every claim, the usual case.
-	err = o.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		res, err := tx.ExecContext(ctx, plain, args...)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n != int64(len(ids)) {
-			return errShort // roll back: which claims matched is unknown
-		}
-		return nil
+	err = o.againOnDeadlock(ctx, op, func() error {
+		return o.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			res, err := tx.ExecContext(ctx, plain, args...)
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			if n != int64(len(ids)) {
+				return errShort // roll back: which claims matched is unknown
+			}
+			return nil
+		})
 	})
 	if !errors.Is(err, errShort) {
 		if err != nil {
@@ -113,18 +119,21 @@ func (o *Outbox) batch(ctx context.Context, op string, claims []ports.Claim, pla
 	// in one). The lost claims are reported after the commit: returned from
 	// inside RunInTx, the error would roll back the change to the held ones.
 	var held map[string]struct{}
-	err = o.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		rows, err := tx.QueryContext(ctx, o.q.present+" FOR UPDATE", bun.In(ids), bun.In(tokens))
-		if err != nil {
+	err = o.againOnDeadlock(ctx, op, func() error {
+		held = nil
+		return o.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			rows, err := tx.QueryContext(ctx, o.q.present+" FOR UPDATE", bun.In(ids), bun.In(tokens))
+			if err != nil {
+				return err
+			}
+			if held, err = scanIDs(rows); err != nil {
+				return err
+			}
+			if len(held) > 0 {
+				_, err = tx.ExecContext(ctx, plain, append(lead, bun.In(keys(held)), bun.In(tokens))...)
+			}
 			return err
-		}
-		if held, err = scanIDs(rows); err != nil {
-			return err
-		}
-		if len(held) > 0 {
-			_, err = tx.ExecContext(ctx, plain, append(lead, bun.In(keys(held)), bun.In(tokens))...)
-		}
-		return err
+		})
 	})
 	if err != nil {
 		return o.wrap(op, err)

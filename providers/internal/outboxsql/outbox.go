@@ -7,8 +7,10 @@ package outboxsql
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -349,6 +351,40 @@ func (o *Outbox) prepare(m ports.OutboxMessage, now time.Time, nowS string) ([]a
 		0, maxAttempts, availableAt, nil, nil, nil, nowS, nowS}, nil
 }
 
+// deadlockRetries is how many times a statement or short transaction of
+// the outbox's own on the root handle that the database chose as a
+// deadlock victim is run again before the deadlock reaches the caller.
+const deadlockRetries = 3
+
+// againOnDeadlock runs fn, again when the database rolled it back as a
+// deadlock victim. On the root handle fn is its own transaction (or one
+// statement), and a deadlock rolls all of it back, so running it again is
+// safe; claimers and completers that skip each other's rows meet in a
+// deadlock only in rare interleavings (MariaDB), and the next run almost
+// always succeeds. Inside the caller's transaction the deadlock rolled back
+// the caller's work too: it is returned at once, for the caller's unit of
+// work to re-run.
+func (o *Outbox) againOnDeadlock(ctx context.Context, op string, fn func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := fn()
+		if err == nil || attempt == deadlockRetries || InTx(o.db) ||
+			!errors.Is(o.dialect.Translate(err), ports.ErrDeadlock) {
+			return err
+		}
+		o.opts.Logger.LogAttrs(ctx, slog.LevelDebug, "outbox: deadlock victim, running again",
+			slog.String("op", op), slog.Int("attempt", attempt+1))
+		// A short random pause, so that the transactions that met do not
+		// meet again at once.
+		t := time.NewTimer(time.Duration(rand.Int64N(int64(time.Millisecond) << attempt)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
 // Claim implements ports.Outbox.
 func (o *Outbox) Claim(ctx context.Context, opts ports.ClaimOptions) ([]ports.ClaimedMessage, error) {
 	if opts.Limit <= 0 {
@@ -377,7 +413,11 @@ func (o *Outbox) Claim(ctx context.Context, opts ports.ClaimOptions) ([]ports.Cl
 	// Every such round dead-letters at least one row for good, so the loop
 	// ends.
 	for {
-		recs, err := o.dialect.Claim(ctx, o.db, o.q, p)
+		var recs []Record
+		err := o.againOnDeadlock(ctx, "claim", func() (err error) {
+			recs, err = o.dialect.Claim(ctx, o.db, o.q, p)
+			return err
+		})
 		if err != nil {
 			return nil, o.wrap("claim", err)
 		}

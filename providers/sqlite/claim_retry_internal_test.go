@@ -1,0 +1,91 @@
+package sqlite
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/uptrace/bun"
+
+	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/ports"
+	"github.com/wharf-go/wharf/providers/internal/outboxsql"
+)
+
+// TestClaimRunsAgainWhenChosenAsDeadlockVictim injects database errors in
+// front of SQLite's real claim, on a real database: a deadlock on the root
+// handle is claimed again (a few times at most), other errors and deadlocks
+// inside the caller's transaction reach the caller at once, and nothing is
+// claimed twice.
+func TestClaimRunsAgainWhenChosenAsDeadlockVictim(t *testing.T) {
+	t.Parallel()
+	deadlock := &core.DBError{Kind: ports.ErrDeadlock, Retryable: true, Err: errors.New("injected deadlock")}
+	busy := &core.DBError{Kind: ports.ErrBusy, Retryable: true, Err: errors.New("injected busy")}
+	for _, tc := range []struct {
+		name      string
+		failures  []error // returned by the first calls, in order
+		inTx      bool
+		wantCalls int
+		wantErr   error // nil: the message is claimed
+	}{
+		{"DeadlockTwiceThenClaims", []error{deadlock, deadlock}, false, 3, nil},
+		{"DeadlockEveryTimeReachesTheCaller", []error{deadlock, deadlock, deadlock, deadlock, deadlock}, false, 4, ports.ErrDeadlock},
+		{"OtherErrorsAreNotRunAgain", []error{busy}, false, 1, ports.ErrBusy},
+		{"DeadlockInsideTheCallersTransactionIsReturned", []error{deadlock}, true, 1, ports.ErrDeadlock},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db, err := Open(ctx, "file:"+filepath.Join(t.TempDir(), "wharf.db"))
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = db.Close() })
+			require.NoError(t, Migrate(ctx, db, MigrateOptions{}))
+
+			calls := 0
+			d := *outboxDialect
+			d.Claim = func(ctx context.Context, db bun.IDB, q *outboxsql.Queries, p outboxsql.ClaimParams) ([]outboxsql.Record, error) {
+				calls++
+				if calls <= len(tc.failures) {
+					return nil, tc.failures[calls-1]
+				}
+				return outboxDialect.Claim(ctx, db, q, p)
+			}
+			ob, err := outboxsql.New(db, OutboxOptions{}, &d)
+			require.NoError(t, err)
+			_, err = ob.Enqueue(ctx, ports.OutboxMessage{Topic: "t", Payload: json.RawMessage(`{}`)})
+			require.NoError(t, err)
+
+			claim := func(ob *outboxsql.Outbox) ([]ports.ClaimedMessage, error) {
+				return ob.Claim(ctx, ports.ClaimOptions{Limit: 10, Lease: time.Minute})
+			}
+			var msgs []ports.ClaimedMessage
+			if tc.inTx {
+				tx, err := db.BeginTx(ctx, nil)
+				require.NoError(t, err)
+				msgs, err = claim(ob.WithDB(tx))
+				require.ErrorIs(t, err, tc.wantErr)
+				require.NoError(t, tx.Rollback())
+			} else {
+				msgs, err = claim(ob)
+				if tc.wantErr != nil {
+					require.ErrorIs(t, err, tc.wantErr)
+					require.Contains(t, err.Error(), "outbox claim")
+				} else {
+					require.NoError(t, err)
+					require.Len(t, msgs, 1, "the message is claimed once")
+				}
+			}
+			require.Equal(t, tc.wantCalls, calls, "claims run")
+			if tc.wantErr != nil {
+				require.Empty(t, msgs)
+				again, err := claim(ob)
+				require.NoError(t, err)
+				require.Len(t, again, 1, "a failed claim leaves the message claimable")
+			}
+		})
+	}
+}
