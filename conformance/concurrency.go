@@ -83,6 +83,26 @@ func (d *deliveryTracker) work(ctx context.Context, w int, ob ports.Outbox) (emp
 	return false, true
 }
 
+// mayStop is asked by worker w after an empty claim, once no more messages
+// will be produced: it reports true when all want messages were delivered.
+// Otherwise it waits the worker's poll interval (1ms) and reports false, so
+// that the worker claims again; after 30 s of empty claims (*giveUp, set at
+// the first) it records an error and reports true.
+func (d *deliveryTracker) mayStop(w int, want int64, giveUp *time.Time) bool {
+	left := want - d.count.Load()
+	if left <= 0 {
+		return true
+	}
+	if giveUp.IsZero() {
+		*giveUp = time.Now().Add(30 * time.Second)
+	} else if time.Now().After(*giveUp) {
+		d.errs.add(fmt.Errorf("worker %d: %d messages still undelivered after 30s of empty claims", w, left))
+		return true
+	}
+	<-time.After(time.Millisecond)
+	return false
+}
+
 func (d *deliveryTracker) deliveredIDs() map[string]struct{} {
 	ids := map[string]struct{}{}
 	d.delivered.Range(func(k, _ any) bool {
@@ -118,9 +138,20 @@ func testConcurrentClaimers(t *testing.T, h Harness) {
 		go func() {
 			defer wg.Done()
 			<-start
+			var giveUp time.Time
 			for {
 				empty, ok := d.work(f.ctx, w, ob)
-				if empty || !ok {
+				if !ok {
+					return
+				}
+				if !empty {
+					giveUp = time.Time{}
+					continue
+				}
+				// An empty claim does not prove that nothing is left: SKIP
+				// LOCKED passes over rows another claimer holds for a
+				// moment without taking them.
+				if d.mayStop(w, total, &giveUp) {
 					return
 				}
 			}
@@ -218,10 +249,14 @@ func testConcurrentProducers(t *testing.T, h Harness) {
 		go func() {
 			defer claimWG.Done()
 			<-start
+			var giveUp time.Time
 			for {
-				// Read the state before claiming: an empty claim after the
-				// producers finished (or after a commit we were woken
-				// for) means there is nothing left to take.
+				// Read the state before claiming. After the producers
+				// finished, an empty claim does not prove that nothing is
+				// left (SKIP LOCKED passes over rows another claimer holds
+				// for a moment without taking them): workers stop when
+				// every committed message was delivered, and look again
+				// shortly until then.
 				wake := committed.wait()
 				finished := false
 				select {
@@ -234,14 +269,18 @@ func testConcurrentProducers(t *testing.T, h Harness) {
 					return
 				}
 				if !empty {
+					giveUp = time.Time{}
 					continue
 				}
-				if finished {
-					return
+				if !finished {
+					select {
+					case <-wake:
+					case <-done:
+					}
+					continue
 				}
-				select {
-				case <-wake:
-				case <-done:
+				if d.mayStop(w, producedCount.Load(), &giveUp) {
+					return
 				}
 			}
 		}()

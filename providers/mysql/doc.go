@@ -54,9 +54,10 @@
 //     only attempts and max_attempts, and attempts is assigned last. The
 //     claimed rows are derived from what step 2 read under its lock.
 //
-// A claim, Complete or Release on the root handle that the server chose as a
-// deadlock victim (1213; all of it was rolled back) is run again, up to
-// three times, before the deadlock reaches the caller.
+// A claim, Complete or Release on the root handle (*bun.DB) that the server
+// chose as a deadlock victim (1213; all of it was rolled back) is run again,
+// up to three times, before the deadlock reaches the caller. Bound to a
+// transaction or any other handle, the deadlock is returned at once.
 //
 // Bound to a caller's transaction (WithDB), the claim runs in a savepoint
 // and the caller's isolation level applies: it cannot change inside a

@@ -1,10 +1,13 @@
 package postgres
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/schema"
+
+	"github.com/wharf-go/wharf/providers/internal/outboxsql"
 )
 
 // TestTextArray: Complete's and Release's list arguments render exactly as
@@ -37,5 +40,19 @@ func TestColumn(t *testing.T) {
 	arr, _ := textArray{"it's", `q"uo\te`, "bad\xffend"}.AppendQuery(schema.QueryGen{}, nil)
 	if string(strs) != string(arr) {
 		t.Errorf("strings: column %s, textArray %s", strs, arr)
+	}
+}
+
+// TestIntColumns: the columns insertArrays casts to int[] are the INTEGER
+// columns of outboxsql.Columns, and prepare puts ints there.
+func TestIntColumns(t *testing.T) {
+	cols := strings.Split(outboxsql.Columns, ", ")
+	for i, c := range cols {
+		if want := c == "attempts" || c == "max_attempts"; intColumns[i] != want {
+			t.Errorf("column %d (%s): int[] %v, want %v", i, c, intColumns[i], want)
+		}
+	}
+	if len(intColumns) != 2 {
+		t.Errorf("intColumns %v: want attempts and max_attempts", intColumns)
 	}
 }

@@ -29,13 +29,15 @@ func TestClaimRunsAgainWhenChosenAsDeadlockVictim(t *testing.T) {
 		name      string
 		failures  []error // returned by the first calls, in order
 		inTx      bool
+		wrapped   bool // the outbox is bound to a type that wraps the root handle
 		wantCalls int
 		wantErr   error // nil: the message is claimed
 	}{
-		{"DeadlockTwiceThenClaims", []error{deadlock, deadlock}, false, 3, nil},
-		{"DeadlockEveryTimeReachesTheCaller", []error{deadlock, deadlock, deadlock, deadlock, deadlock}, false, 4, ports.ErrDeadlock},
-		{"OtherErrorsAreNotRunAgain", []error{busy}, false, 1, ports.ErrBusy},
-		{"DeadlockInsideTheCallersTransactionIsReturned", []error{deadlock}, true, 1, ports.ErrDeadlock},
+		{"DeadlockTwiceThenClaims", []error{deadlock, deadlock}, false, false, 3, nil},
+		{"DeadlockEveryTimeReachesTheCaller", []error{deadlock, deadlock, deadlock, deadlock, deadlock}, false, false, 4, ports.ErrDeadlock},
+		{"OtherErrorsAreNotRunAgain", []error{busy}, false, false, 1, ports.ErrBusy},
+		{"DeadlockInsideTheCallersTransactionIsReturned", []error{deadlock}, true, false, 1, ports.ErrDeadlock},
+		{"DeadlockOnAnyOtherHandleIsReturned", []error{deadlock}, false, true, 1, ports.ErrDeadlock},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -70,7 +72,11 @@ func TestClaimRunsAgainWhenChosenAsDeadlockVictim(t *testing.T) {
 				require.ErrorIs(t, err, tc.wantErr)
 				require.NoError(t, tx.Rollback())
 			} else {
-				msgs, err = claim(ob)
+				bound := ob
+				if tc.wrapped {
+					bound = ob.WithDB(wrappedDB{db})
+				}
+				msgs, err = claim(bound)
 				if tc.wantErr != nil {
 					require.ErrorIs(t, err, tc.wantErr)
 					require.Contains(t, err.Error(), "outbox claim")
@@ -89,3 +95,7 @@ func TestClaimRunsAgainWhenChosenAsDeadlockVictim(t *testing.T) {
 		})
 	}
 }
+
+// wrappedDB is a handle type of the application's (e.g. one that adds
+// tracing): the outbox cannot tell whether it is inside a transaction.
+type wrappedDB struct{ *bun.DB }

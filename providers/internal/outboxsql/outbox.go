@@ -357,29 +357,32 @@ func (o *Outbox) prepare(m ports.OutboxMessage, now time.Time, nowS string) ([]a
 const deadlockRetries = 3
 
 // againOnDeadlock runs fn, again when the database rolled it back as a
-// deadlock victim. On the root handle fn is its own transaction (or one
-// statement), and a deadlock rolls all of it back, so running it again is
-// safe; claimers and completers that skip each other's rows meet in a
-// deadlock only in rare interleavings (MariaDB), and the next run almost
-// always succeeds. Inside the caller's transaction the deadlock rolled back
-// the caller's work too: it is returned at once, for the caller's unit of
-// work to re-run.
+// deadlock victim, if the outbox is bound to the root handle (*bun.DB).
+// There fn is its own transaction (or one statement), and a deadlock rolls
+// all of it back, so running it again is safe; claimers and completers that
+// skip each other's rows meet in a deadlock only in rare interleavings
+// (MariaDB), and the next run almost always succeeds. On any other handle
+// (a transaction, a connection, a wrapper) the deadlock may have rolled
+// back the caller's work too, and a second run would commit on its own: it
+// is returned at once, for the caller's unit of work to re-run.
 func (o *Outbox) againOnDeadlock(ctx context.Context, op string, fn func() error) error {
+	_, root := o.db.(*bun.DB)
 	for attempt := 0; ; attempt++ {
 		err := fn()
-		if err == nil || attempt == deadlockRetries || InTx(o.db) ||
+		if err == nil || !root || attempt == deadlockRetries ||
 			!errors.Is(o.dialect.Translate(err), ports.ErrDeadlock) {
 			return err
 		}
 		o.opts.Logger.LogAttrs(ctx, slog.LevelDebug, "outbox: deadlock victim, running again",
 			slog.String("op", op), slog.Int("attempt", attempt+1))
-		// A short random pause, so that the transactions that met do not
-		// meet again at once.
-		t := time.NewTimer(time.Duration(rand.Int64N(int64(time.Millisecond) << attempt)))
+		// A short random pause (0.5 to 1.5 ms, doubling), so that the
+		// transactions that met do not meet again at once.
+		base := time.Duration(500*time.Microsecond) << attempt
+		t := time.NewTimer(base + time.Duration(rand.Int64N(int64(2*base))))
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return errors.Join(err, ctx.Err())
+			return fmt.Errorf("%w (while waiting to run again after a deadlock: %v)", ctx.Err(), err)
 		case <-t.C:
 		}
 	}
