@@ -350,7 +350,11 @@ var errBusy = errors.New("core: relay: a Run or Drain of this relay is already r
 // batches (never more than the free handler slots) until a claim returns
 // fewer messages than it asked for, or MaxMessages were claimed, waits for
 // the handlers, writes the pending completions and returns the counts.
-// Messages that become ready during the pass may or may not be included.
+// Messages that become ready during the pass may or may not be included,
+// and so may messages that another claimer (a concurrent Drain or Run)
+// holds for a moment without taking them: claims skip locked rows, so a
+// short claim does not prove the outbox empty. What a pass leaves is for
+// the next one.
 //
 // If ctx is cancelled, Drain stops claiming and shuts down as Run does (in
 // flight handlers get ShutdownTimeout, then what is left is released) and
