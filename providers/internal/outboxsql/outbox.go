@@ -377,7 +377,7 @@ func (o *Outbox) againOnDeadlock(ctx context.Context, op string, fn func() error
 			slog.String("op", op), slog.Int("attempt", attempt+1))
 		// A short random pause (0.5 to 1.5 ms, doubling), so that the
 		// transactions that met do not meet again at once.
-		base := time.Duration(500*time.Microsecond) << attempt
+		base := 500 * time.Microsecond << attempt
 		t := time.NewTimer(base + time.Duration(rand.Int64N(int64(2*base))))
 		select {
 		case <-ctx.Done():

@@ -134,8 +134,7 @@ func (q *Queries) Eligible(p ClaimParams, hint, suffix string) (string, []any) {
 // (available_at, id) >= (?, ?) lets MariaDB's range optimizer split the scan
 // into many small intervals over every column of the claim index, and
 // under FOR UPDATE SKIP LOCKED such a scan waits for rows other claimers
-// hold instead of skipping them (deadlocks between claimers, and claims
-// that came back short while rows were claimable).
+// hold instead of skipping them (claimers deadlocked with each other).
 func (q *Queries) EligibleRows(p ClaimParams, cols, hint, suffix, from string) (string, []any) {
 	return q.eligible(p, cols, hint, suffix, from)
 }
