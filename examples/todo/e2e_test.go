@@ -250,7 +250,7 @@ func (a *testApp) count(table string) int {
 	a.t.Helper()
 	n, err := a.srv.db.NewSelect().Table(table).Count(a.t.Context())
 	require.NoError(a.t, err)
-	return n
+	return int(n)
 }
 
 // activity reads the whole feed over HTTP, newest first.

@@ -128,7 +128,7 @@ func (r *TodoRepository) Remove(ctx context.Context, id string) error {
 // (created_at, id) index.
 func (r *TodoRepository) List(ctx context.Context, req domain.PageRequest) ([]domain.Todo, error) {
 	var rows []todoRow
-	q := r.db.NewSelect().Model(&rows).OrderExpr("created_at DESC, id DESC").Limit(req.Limit)
+	q := r.db.NewSelect().Model(&rows).OrderExpr("created_at DESC, id DESC").Limit(int64(req.Limit))
 	if req.After != nil {
 		at := core.FormatTime(req.After.At)
 		q = q.Where("(created_at < ? OR (created_at = ? AND id < ?))", at, at, req.After.ID)
@@ -187,7 +187,7 @@ func (r *ActivityRepository) Record(ctx context.Context, e app.ActivityEntry) (b
 // List implements app.ActivityRepository.
 func (r *ActivityRepository) List(ctx context.Context, req domain.PageRequest) ([]app.ActivityEntry, error) {
 	var rows []activityRow
-	q := r.db.NewSelect().Model(&rows).OrderExpr("occurred_at DESC, id DESC").Limit(req.Limit)
+	q := r.db.NewSelect().Model(&rows).OrderExpr("occurred_at DESC, id DESC").Limit(int64(req.Limit))
 	if req.After != nil {
 		at := core.FormatTime(req.After.At)
 		q = q.Where("(occurred_at < ? OR (occurred_at = ? AND id < ?))", at, at, req.After.ID)
