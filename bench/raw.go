@@ -16,9 +16,10 @@ import (
 	"github.com/wharf-go/wharf/core"
 )
 
-// The raw baseline: wharf's statements issued directly through database/sql
-// and the driver, prepared once, without bun, validation or the relay. It is
-// the practical ceiling for wharf's design on each database.
+// The raw baseline: wharf's statements, written out by hand (rawsql.go),
+// issued directly through database/sql and the driver on a pool of its own,
+// prepared once, without bun, validation or the relay. It is the practical
+// ceiling for wharf's design on each database.
 
 func init() {
 	cases["enqueue/raw"] = rawEnqueue
@@ -31,7 +32,6 @@ type rawStore struct {
 	db      *sql.DB
 	dialect string
 	q       rawSQL
-	lib     *libSQL
 	mu      sync.Mutex
 	stmts   map[string]*sql.Stmt
 	notify  bool // PostgreSQL: pg_notify after enqueue, as wharf's outbox does
@@ -42,12 +42,7 @@ func openRawStore(ctx context.Context, s Spec, conns int) (*rawStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	lib, err := loadLibSQL(s.Dialect, db, rawTable)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	return &rawStore{db: db, dialect: s.Dialect, q: newRawSQL(s.Dialect, rawTable), lib: lib, stmts: map[string]*sql.Stmt{}, notify: s.Dialect == "postgres"}, nil
+	return &rawStore{db: db, dialect: s.Dialect, q: newRawSQL(s.Dialect, rawTable), stmts: map[string]*sql.Stmt{}, notify: s.Dialect == "postgres"}, nil
 }
 
 func (st *rawStore) Close() {
@@ -186,14 +181,13 @@ func (st *rawStore) complete(ctx context.Context, msgs []rawMsg) error {
 
 func (st *rawStore) claimOnce(ctx context.Context, limit int, lease time.Duration) ([]rawMsg, error) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	nowS, until, prefix := core.FormatTime(now), core.FormatTime(now.Add(lease)), core.NewToken()+":"
+	nowS, until, prefix := core.FormatTime(now), core.FormatTime(now.Add(lease)), newToken()+":"
 	out := make([]rawMsg, 0, limit)
-	l := st.lib
-	cl, err := st.stmt(ctx, native(st.dialect, l.claim))
+	cl, err := st.stmt(ctx, native(st.dialect, st.q.claim()))
 	if err != nil {
 		return nil, err
 	}
-	args := bindArgs(l.claimArgs, prefix, until, nowS, limit)
+	args := st.q.claimArgs(prefix, until, nowS, limit)
 	if st.dialect != "mysql" {
 		rows, err := cl.QueryContext(ctx, args...)
 		if err != nil {
@@ -228,19 +222,20 @@ func (st *rawStore) claimOnce(ctx context.Context, limit int, lease time.Duratio
 	if len(ids) == 0 {
 		return out, tx.Commit()
 	}
-	counts := make([]int, len(l.claimSetArgs)+1)
+	set := setArgs(prefix, until, nowS)
+	counts := make([]int, len(set)+1)
 	for i := range counts {
 		counts[i] = 1
 	}
 	counts[len(counts)-1] = len(ids)
-	upd, err := st.stmt(ctx, native("mysql", "UPDATE "+l.table+l.idHint+" SET "+l.claimSet+" WHERE id IN (?)", counts...))
+	upd, err := st.stmt(ctx, native("mysql", st.q.claimUpdate(), counts...))
 	if err != nil {
 		return nil, err
 	}
-	if _, err := tx.StmtContext(ctx, upd).ExecContext(ctx, append(bindArgs(l.claimSetArgs, prefix, until, nowS, limit), ids...)...); err != nil {
+	if _, err := tx.StmtContext(ctx, upd).ExecContext(ctx, append(set, ids...)...); err != nil {
 		return nil, err
 	}
-	rb, err := st.stmt(ctx, native("mysql", "SELECT "+columns+" FROM "+l.table+l.idHint+" WHERE id IN (?)", len(ids)))
+	rb, err := st.stmt(ctx, native("mysql", st.q.readBack(), len(ids)))
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +256,7 @@ func (st *rawStore) completeOnce(ctx context.Context, msgs []rawMsg) error {
 	// wharf's complete (DELETE ... WHERE id IN (...) AND claim_token IN
 	// (...)), checked by its row count instead of RETURNING or a locking
 	// read: every claim is expected to be held.
-	s, err := st.stmt(ctx, native(st.dialect, st.lib.complete, len(msgs), len(msgs)))
+	s, err := st.stmt(ctx, native(st.dialect, st.q.complete(), len(msgs), len(msgs)))
 	if err != nil {
 		return err
 	}
@@ -297,9 +292,9 @@ func rawDrain(ctx context.Context, s Spec, r *Result) error {
 		return err
 	}
 	defer st.Close()
-	r.Notes = append(r.Notes, "claim: "+native(s.Dialect, st.lib.claim), "complete: "+native(s.Dialect, st.lib.complete, 2, 2))
+	r.Notes = append(r.Notes, "claim: "+native(s.Dialect, st.q.claim()), "complete: "+native(s.Dialect, st.q.complete(), 2, 2))
 	// Prepare outside the timing.
-	if _, err := st.stmt(ctx, native(st.dialect, st.lib.complete, s.Cfg.Batch, s.Cfg.Batch)); err != nil {
+	if _, err := st.stmt(ctx, native(st.dialect, st.q.complete(), s.Cfg.Batch, s.Cfg.Batch)); err != nil {
 		return err
 	}
 	heap := startHeapSampler()

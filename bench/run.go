@@ -190,10 +190,6 @@ func run(ctx context.Context, c Config) (*Report, error) {
 // prepare creates the tables on a server (SQLite gets a fresh file per
 // case) and records the server version.
 func prepare(ctx context.Context, rep *Report, t *target) error {
-	b, err := binding(t.dialect)
-	if err != nil {
-		return err
-	}
 	switch t.dialect {
 	case "sqlite":
 		u := "file:" + filepath.Join(t.dir, "version.db")
@@ -230,23 +226,12 @@ func prepare(ctx context.Context, rep *Report, t *target) error {
 		db.QueryRowContext(ctx, "SELECT @@innodb_flush_log_at_trx_commit").Scan(&flush)
 		rep.Machine["mariadb"] = fmt.Sprintf("%s (innodb_flush_log_at_trx_commit=%s)", v, flush)
 	}
-	// wharf's table through the provider's Migrate; the raw table from the
+	// wharf's table through the driver's Migrate; the raw table from the
 	// same DDL.
-	bdb, err := b.Open(ctx, t.url)
-	if err != nil {
-		return err
-	}
-	err = b.Migrate(ctx, bdb, wharfTable)
-	bdb.Close()
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	stmts, err := setupSQL(t.dialect, rawTable)
-	if err != nil {
-		return err
-	}
-	if err := execAll(ctx, db, stmts); err != nil {
-		return err
+	for _, table := range []string{wharfTable, rawTable} {
+		if err := migrate(ctx, t.url, table); err != nil {
+			return err
+		}
 	}
 	if t.dialect == "postgres" && has(rep.Config.Impls, "river") {
 		msg, err := riverSetup(ctx, t.url)
@@ -289,14 +274,7 @@ func reset(ctx context.Context, t *target, impl, id string, n int) (string, func
 				os.Remove(path + suf)
 			}
 		}
-		b, _ := binding("sqlite")
-		bdb, err := b.Open(ctx, u)
-		if err != nil {
-			return "", cleanup, err
-		}
-		err = b.Migrate(ctx, bdb, table)
-		bdb.Close()
-		if err != nil {
+		if err := migrate(ctx, u, table); err != nil {
 			return "", cleanup, err
 		}
 		if n > 0 {

@@ -15,13 +15,15 @@ import (
 	"github.com/uptrace/bun"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf"
+	"github.com/wharf-go/wharf/core/relay"
 	"github.com/wharf-go/wharf/ports"
 )
 
-// wharf side: the provider's Open (default settings, then the same pool
-// limits as the raw baseline), its Outbox bound to bun transactions for
-// enqueueing, and core's Relay for delivery.
+// wharf side: wharf.Open on the case's URL (the URL picks the dialect;
+// default settings but the same pool limits as the raw baseline), a unit of
+// work whose transactions enqueue through Tx.Outbox, and relay.Relay for
+// delivery.
 
 func init() {
 	cases["enqueue/wharf"] = wharfEnqueue
@@ -38,8 +40,9 @@ func init() {
 	cases["drain/wharf-serial"] = wharfDrain
 	cases["e2e/wharf-serial"] = wharfE2E
 	// wharf-fastcomplete: a prototype, Complete as one DELETE checked by its
-	// row count (the library's own statement through bun), falling back to
-	// the library's Complete only when rows are missing.
+	// row count (the raw baseline's statement, the texts the library uses,
+	// through bun), falling back to the library's Complete only when rows
+	// are missing.
 	cases["drain/wharf-fastcomplete"] = wharfDrain
 }
 
@@ -48,7 +51,7 @@ func init() {
 type fastCompleteOutbox struct {
 	ports.Outbox
 	db       bun.IDB
-	complete string // the library's DELETE ... id IN (?) AND claim_token IN (?)
+	complete string // DELETE ... id IN (?) AND claim_token IN (?) (rawSQL.complete)
 	fallback atomic.Int64
 }
 
@@ -73,10 +76,16 @@ func (f *fastCompleteOutbox) Complete(ctx context.Context, claims ...ports.Claim
 	return f.Outbox.Complete(ctx, claims...)
 }
 
-// serialOutbox runs one outbox call at a time.
+// serialOutbox runs one outbox call at a time. Notifications are passed
+// through unserialised (they only wake the relay), so that the prototype
+// differs from the plain relay only in the mutex.
 type serialOutbox struct {
 	mu sync.Mutex
-	o  ports.Outbox
+	o  wharf.Outbox
+}
+
+func (s *serialOutbox) Notifications(ctx context.Context) (<-chan struct{}, error) {
+	return s.o.Notifications(ctx)
 }
 
 func (s *serialOutbox) Enqueue(ctx context.Context, msgs ...ports.OutboxMessage) ([]string, error) {
@@ -122,45 +131,49 @@ func (s *serialOutbox) Release(ctx context.Context, claims ...ports.Claim) error
 }
 
 type wharfEnv struct {
-	b      *wharfBinding
-	db     *bun.DB
-	outbox ports.Outbox
-	// uow is the provider's unit of work (the path the README recommends:
-	// on SQLite it queues writers at the provider's write gate).
-	uow   ports.UnitOfWork[ports.Outbox]
+	drv    *wharf.Driver
+	outbox wharf.Outbox
+	// uow is the driver's unit of work (the path the README recommends: on
+	// SQLite it queues writers at the driver's write gate), its ports the
+	// outbox bound to the transaction.
+	uow   *wharf.UnitOfWork[wharf.Outbox]
 	stats *queryStats
 }
 
+// benchLogger logs wharf's (and the relays') warnings and errors to stderr.
+func benchLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
 func openWharf(ctx context.Context, s Spec, conns int) (*wharfEnv, error) {
-	b, err := binding(s.Dialect)
-	if err != nil {
-		return nil, err
-	}
-	db, err := b.Open(ctx, s.URL)
-	if err != nil {
-		return nil, err
-	}
-	setPool(db.DB, conns)
-	e := &wharfEnv{b: b, db: db}
-	if s.Cfg.TraceSQL {
-		e.stats = &queryStats{shapes: map[string]int{}}
-		db.AddQueryHook(e.stats)
-	}
-	if e.outbox, err = b.NewOutbox(db, wharfTable); err != nil {
-		db.Close()
-		return nil, err
-	}
-	e.uow, err = b.NewUoW(db, func(tx bun.IDB, _ ports.EventRecorder) (ports.Outbox, error) {
-		return b.Bind(e.outbox, tx), nil
+	drv, err := wharf.Open(ctx, s.URL, wharf.Options{
+		Outbox: wharf.OutboxOptions{TableName: wharfTable},
+		Pool:   poolOptions(conns),
+		Logger: benchLogger(),
 	})
 	if err != nil {
-		db.Close()
+		return nil, err
+	}
+	if drv.Dialect() != s.Dialect {
+		drv.Close()
+		return nil, fmt.Errorf("the URL of %s opened a %s driver", s.Dialect, drv.Dialect())
+	}
+	e := &wharfEnv{drv: drv, outbox: drv.Outbox()}
+	if s.Cfg.TraceSQL {
+		e.stats = &queryStats{shapes: map[string]int{}}
+		drv.DB().AddQueryHook(e.stats)
+	}
+	e.uow, err = wharf.NewUnitOfWork(drv, func(tx wharf.Tx) (wharf.Outbox, error) {
+		return tx.Outbox, nil
+	}, wharf.UnitOfWorkOptions{})
+	if err != nil {
+		drv.Close()
 		return nil, err
 	}
 	return e, nil
 }
 
-func (e *wharfEnv) Close() { e.db.Close() }
+func (e *wharfEnv) Close() { e.drv.Close() }
 
 // finish records the query statistics in r.
 func (e *wharfEnv) finish(r *Result) {
@@ -183,7 +196,7 @@ func messages(seq, n int, t int64) []ports.OutboxMessage {
 }
 
 func (e *wharfEnv) enqueue(ctx context.Context, seq, n int, t int64) error {
-	return e.uow.Transaction(ctx, func(ctx context.Context, ob ports.Outbox) error {
+	return e.uow.Transaction(ctx, func(ctx context.Context, ob wharf.Outbox) error {
 		_, err := ob.Enqueue(ctx, messages(seq, n, t)...)
 		return err
 	})
@@ -195,7 +208,7 @@ func wharfEnqueue(ctx context.Context, s Spec, r *Result) error {
 		return err
 	}
 	defer e.Close()
-	r.Notes = append(r.Notes, "provider UnitOfWork.Transaction + outbox.WithDB(tx).Enqueue")
+	r.Notes = append(r.Notes, "wharf.UnitOfWork.Transaction + Tx.Outbox.Enqueue")
 	err = runEnqueue(ctx, s, r, func(ctx context.Context, seq int) error {
 		return e.enqueue(ctx, seq, s.MsgsPerTx, time.Now().UnixNano())
 	})
@@ -208,16 +221,16 @@ func wharfEnqueue(ctx context.Context, s Spec, r *Result) error {
 // claims once min(BatchSize, Concurrency/2) slots are free, and never more
 // than the free slots); the completion batch follows BatchSize (the
 // default).
-func relayOptions(s Spec) core.RelayOptions {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+func relayOptions(s Spec) relay.Options {
+	logger := benchLogger()
 	if s.Impl == "wharf-defaults" {
-		return core.RelayOptions{Logger: logger}
+		return relay.Options{Logger: logger}
 	}
 	conc := s.Cfg.RelayConcurrency
 	if conc == 0 {
 		conc = 2 * s.Cfg.Batch
 	}
-	return core.RelayOptions{
+	return relay.Options{
 		Logger:       logger,
 		BatchSize:    s.Cfg.Batch,
 		Concurrency:  conc,
@@ -229,28 +242,29 @@ func relayOptions(s Spec) core.RelayOptions {
 	}
 }
 
+// relayOutbox is the outbox the case's relays use: the driver's, or a
+// prototype around it.
+func relayOutbox(e *wharfEnv, s Spec) ports.Outbox {
+	switch s.Impl {
+	case "wharf-serial":
+		return &serialOutbox{o: e.outbox}
+	case "wharf-fastcomplete":
+		return &fastCompleteOutbox{Outbox: e.outbox, db: e.drv.DB(), complete: newRawSQL(s.Dialect, wharfTable).complete()}
+	}
+	return e.outbox
+}
+
 // relays builds n relays sharing one outbox and one handler: "n workers" is
 // n relays (n claim loops, like n raw goroutines), each able to hold a
 // batch.
-func relays(e *wharfEnv, s Spec, n int, h core.Handler) ([]*core.Relay, error) {
-	var ob ports.Outbox = e.outbox
-	switch s.Impl {
-	case "wharf-serial":
-		ob = &serialOutbox{o: e.outbox}
-	case "wharf-fastcomplete":
-		lib, err := loadLibSQL(s.Dialect, e.db.DB, wharfTable)
-		if err != nil {
-			return nil, err
-		}
-		ob = &fastCompleteOutbox{Outbox: e.outbox, db: e.db, complete: lib.complete}
-	}
-	out := make([]*core.Relay, n)
+func relays(ob ports.Outbox, s Spec, n int, h relay.Handler) ([]*relay.Relay, error) {
+	out := make([]*relay.Relay, n)
 	for i := range out {
-		hs := core.NewHandlers()
-		if err := hs.Handle(benchTopic, h); err != nil {
+		hs := relay.NewHandlers()
+		if err := hs.Handle(benchTopic, h, relay.TopicOptions{}); err != nil {
 			return nil, err
 		}
-		rl, err := core.NewRelay(ob, hs, relayOptions(s))
+		rl, err := relay.New(ob, hs, relayOptions(s))
 		if err != nil {
 			return nil, err
 		}
@@ -266,7 +280,7 @@ func wharfDrain(ctx context.Context, s Spec, r *Result) error {
 	}
 	defer e.Close()
 	var handled atomic.Int64
-	rls, err := relays(e, s, s.Workers, func(ctx context.Context, msg ports.ClaimedMessage) error {
+	rls, err := relays(relayOutbox(e, s), s, s.Workers, func(ctx context.Context, msg ports.ClaimedMessage) error {
 		handled.Add(1)
 		return nil
 	})
@@ -279,7 +293,7 @@ func wharfDrain(ctx context.Context, s Spec, r *Result) error {
 	heap := startHeapSampler()
 	var (
 		mu       sync.Mutex
-		tot      core.DrainResult
+		tot      relay.DrainResult
 		restarts atomic.Int64
 	)
 	start, cpu0 := time.Now(), cpuTime()
@@ -293,7 +307,7 @@ func wharfDrain(ctx context.Context, s Spec, r *Result) error {
 				tot.Delivered += res.Delivered
 				tot.Retried += res.Retried
 				tot.DeadLettered += res.DeadLettered
-				tot.Lost += res.Lost
+				tot.Abandoned += res.Abandoned
 				tot.Released += res.Released
 				mu.Unlock()
 				// The relay retries a retryable claim error a few times;
@@ -320,10 +334,10 @@ func wharfDrain(ctx context.Context, s Spec, r *Result) error {
 	if err != nil {
 		return err
 	}
-	if tot.Retried+tot.DeadLettered+tot.Lost+tot.Released > 0 {
+	if tot.Retried+tot.DeadLettered+tot.Abandoned+tot.Released > 0 {
 		return fmt.Errorf("drain result %+v", tot)
 	}
-	return verifyDrained(ctx, e.db.DB, s, wharfTable, handled.Load())
+	return verifyDrained(ctx, e.drv.DB().DB, s, wharfTable, handled.Load())
 }
 
 // wharfOutboxDrain is a diagnostic: wharf's Outbox.Claim and Complete in
@@ -385,7 +399,7 @@ func wharfOutboxDrain(ctx context.Context, s Spec, r *Result) error {
 	if err != nil {
 		return err
 	}
-	return verifyDrained(ctx, e.db.DB, s, wharfTable, r.Messages)
+	return verifyDrained(ctx, e.drv.DB().DB, s, wharfTable, r.Messages)
 }
 
 func wharfE2E(ctx context.Context, s Spec, r *Result) error {
@@ -395,14 +409,15 @@ func wharfE2E(ctx context.Context, s Spec, r *Result) error {
 	}
 	defer e.Close()
 	var handler atomic.Pointer[func(int64)]
-	rls, err := relays(e, s, s.Cfg.E2ERelays, func(ctx context.Context, msg ports.ClaimedMessage) error {
+	ob := relayOutbox(e, s)
+	rls, err := relays(ob, s, s.Cfg.E2ERelays, func(ctx context.Context, msg ports.ClaimedMessage) error {
 		(*handler.Load())(payloadTime(msg.Payload))
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	_, notifier := e.outbox.(ports.OutboxNotifier)
+	_, notifier := ob.(ports.OutboxNotifier)
 	o := relayOptions(s)
 	r.Notes = append(r.Notes, fmt.Sprintf("%d relay(s) running Run, each BatchSize %d, Concurrency %d, PollInterval %v, notifications %v",
 		len(rls), o.BatchSize, o.Concurrency, o.PollInterval, notifier))
@@ -416,7 +431,7 @@ func wharfE2E(ctx context.Context, s Spec, r *Result) error {
 			}
 			return g.Wait()
 		},
-		remaining: func(ctx context.Context) (int64, error) { return countRows(ctx, e.db.DB, s.Dialect, wharfTable) },
+		remaining: func(ctx context.Context) (int64, error) { return countRows(ctx, e.drv.DB().DB, s.Dialect, wharfTable) },
 	})
 	r.Workers = len(rls)
 	e.finish(r)

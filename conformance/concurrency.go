@@ -115,7 +115,7 @@ func (d *deliveryTracker) deliveredIDs() map[string]struct{} {
 func testConcurrentClaimers(t *testing.T, h Harness) {
 	const total, batch, workers = 2000, 250, 8
 	f := setup(t, h)
-	seed := f.outboxWith(f.db, OutboxConfig{Now: realNow})
+	seed := f.outboxWith(f.db, config{now: realNow})
 	var enqueued []string
 	for b := 0; b < total/batch; b++ {
 		msgs := make([]ports.OutboxMessage, batch)
@@ -128,7 +128,7 @@ func testConcurrentClaimers(t *testing.T, h Harness) {
 
 	outboxes := make([]ports.Outbox, workers)
 	for w := range outboxes {
-		outboxes[w] = f.outboxWith(f.db, OutboxConfig{Now: realNow})
+		outboxes[w] = f.outboxWith(f.db, config{now: realNow})
 	}
 	var d deliveryTracker
 	start := make(chan struct{})
@@ -193,10 +193,10 @@ func (s *signal) broadcast() {
 func testConcurrentProducers(t *testing.T, h Harness) {
 	const producers, txPerProducer, msgsPerTx, claimers = 4, 25, 8, 8
 	f := setup(t, h)
-	uow, _ := f.unitOfWork(UnitOfWorkConfig{MaxAttempts: 10})
+	uow, _ := f.unitOfWork(uowConfig{driver: config{now: realNow}, maxAttempts: 10})
 	outboxes := make([]ports.Outbox, claimers)
 	for w := range outboxes {
-		outboxes[w] = f.outboxWith(f.db, OutboxConfig{Now: realNow})
+		outboxes[w] = f.outboxWith(f.db, config{now: realNow})
 	}
 
 	var produced sync.Map
@@ -214,16 +214,13 @@ func testConcurrentProducers(t *testing.T, h Harness) {
 			<-start
 			for i := range txPerProducer {
 				var ids []string
-				err := uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
-					ob, err := h.NewOutbox(tx.DB, OutboxConfig{Now: realNow})
-					if err != nil {
-						return err
-					}
+				err := uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
 					msgs := make([]ports.OutboxMessage, msgsPerTx)
 					for j := range msgs {
 						msgs[j] = ports.OutboxMessage{Topic: "conf.produced", Payload: raw(fmt.Sprintf(`{"p":%d,"tx":%d,"m":%d}`, p, i, j))}
 					}
-					ids, err = ob.Enqueue(ctx, msgs...)
+					var err error
+					ids, err = tx.Outbox.Enqueue(ctx, msgs...)
 					return err
 				})
 				if err != nil {
@@ -311,7 +308,7 @@ func testConcurrentTransactions(t *testing.T, h Harness) {
 	require.NoError(t, err)
 
 	bus := &recordingBus{}
-	uow, _ := f.unitOfWork(UnitOfWorkConfig{EventBus: bus, MaxAttempts: 10})
+	uow, _ := f.unitOfWork(uowConfig{eventBus: bus, maxAttempts: 10})
 	var errs errorList
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -321,7 +318,7 @@ func testConcurrentTransactions(t *testing.T, h Harness) {
 			defer wg.Done()
 			<-start
 			for i := range txs {
-				err := uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
+				err := uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
 					if _, err := tx.DB.ExecContext(ctx, "UPDATE conf_counters SET n = n + 1 WHERE id = ?", "c"); err != nil {
 						return err
 					}

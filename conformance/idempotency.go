@@ -73,9 +73,7 @@ func testIdemFirstReserve(t *testing.T, h Harness) {
 	r := f.requireStatus(store, req, ports.Reserved)
 	require.Equal(t, "conf.orders", r.Namespace)
 	require.Equal(t, "key-1", r.Key)
-	scopeKey, err := core.ScopeKey(req.Scope)
-	require.NoError(t, err)
-	require.Equal(t, scopeKey, r.ScopeKey, "ScopeKey is the canonical scope")
+	require.JSONEq(t, `{"tenant":"t1"}`, r.ScopeKey, "ScopeKey is the canonical scope: a JSON object")
 	require.NotEmpty(t, r.Token)
 	require.False(t, r.TakenOver)
 	require.Empty(t, r.Result)
@@ -85,7 +83,7 @@ func testIdemFirstReserve(t *testing.T, h Harness) {
 
 func testIdemDefaults(t *testing.T, h Harness) {
 	f := setup(t, h)
-	store := f.idempotencyWith(f.db, IdempotencyConfig{Now: f.clock.Now, Lease: 30 * time.Second, TTL: 2 * time.Hour})
+	store := f.idempotencyWith(f.db, config{lease: 30 * time.Second, ttl: 2 * time.Hour})
 	now := f.clock.Now()
 	req := reserveReq("conf.defaults", "key-1", "fp")
 	req.Lease, req.TTL = 0, 0
@@ -381,14 +379,11 @@ func testIdemRace(t *testing.T, h Harness) {
 func testIdemAtomicCommit(t *testing.T, h Harness) {
 	f := setup(t, h)
 	f.createItems()
-	uow, _ := f.unitOfWork(UnitOfWorkConfig{})
+	uow, _ := f.unitOfWork(uowConfig{driver: f.idemConfig()})
 	req := reserveReq("conf.orders", "key-1", "fp-1")
 	var status ports.ReserveStatus
-	err := uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
-		store, err := h.NewIdempotency(tx.DB, f.idemConfig())
-		if err != nil {
-			return err
-		}
+	err := uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
+		store := tx.Idempotency
 		r, err := store.Reserve(ctx, req)
 		if err != nil {
 			return err
@@ -412,14 +407,11 @@ func testIdemAtomicCommit(t *testing.T, h Harness) {
 func testIdemAtomicRollback(t *testing.T, h Harness) {
 	f := setup(t, h)
 	f.createItems()
-	uow, _ := f.unitOfWork(UnitOfWorkConfig{})
+	uow, _ := f.unitOfWork(uowConfig{driver: f.idemConfig()})
 	req := reserveReq("conf.orders", "key-1", "fp-1")
 	completed := false
-	err := uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
-		store, err := h.NewIdempotency(tx.DB, f.idemConfig())
-		if err != nil {
-			return err
-		}
+	err := uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
+		store := tx.Idempotency
 		r, err := store.Reserve(ctx, req)
 		if err != nil {
 			return err
@@ -447,18 +439,15 @@ type confOrder struct {
 func testIdemRunIdempotently(t *testing.T, h Harness) {
 	f := setup(t, h)
 	f.createItems()
-	uow, _ := f.unitOfWork(UnitOfWorkConfig{})
+	uow, _ := f.unitOfWork(uowConfig{driver: f.idemConfig()})
 	calls := 0
 	failNext := false
 	run := func(req ports.ReserveRequest) (confOrder, bool, error) {
 		var res confOrder
 		var replayed bool
-		err := uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
-			store, err := h.NewIdempotency(tx.DB, f.idemConfig())
-			if err != nil {
-				return err
-			}
-			res, replayed, err = core.RunIdempotently(ctx, store, req, func(ctx context.Context) (confOrder, error) {
+		err := uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
+			var err error
+			res, replayed, err = core.RunIdempotently(ctx, tx.Idempotency, req, func(ctx context.Context) (confOrder, error) {
 				calls++
 				if failNext {
 					failNext = false

@@ -35,6 +35,8 @@ func outboxPortTests() []testCase {
 		{"TypedEventsRoundTripThroughOutbox", testOutboxTypedEvents},
 		{"RejectsInvalidTableNames", testInvalidTableNames},
 		{"CustomTableNamesRoundTrip", testCustomTableNames},
+		{"LongestTableNamesGetEveryIndex", testLongestTableNames},
+		{"InvalidIdempotencyTableNameCreatesNothing", testInvalidIdemTableCreatesNothing},
 		{"StoresFixedWidthSortableTimestamps", testOutboxTimestamps},
 		{"StoresDocumentedColumns", testOutboxColumns},
 	}, outboxClaimTests()...)
@@ -46,8 +48,10 @@ func testOutboxMigrateIdempotent(t *testing.T, h Harness) {
 	f := setup(t, h)
 	ob := f.outbox(f.db)
 	ids := f.enqueue(ob, job("conf.before"))
-	require.NoError(t, h.Migrate(f.ctx, f.db, "", ""), "a second Migrate succeeds")
-	require.NoError(t, h.Migrate(f.ctx, f.db, "", ""), "a third Migrate succeeds")
+	drv := f.driver(config{})
+	require.NoError(t, drv.Migrate(f.ctx), "a second Migrate succeeds")
+	require.NoError(t, drv.Migrate(f.ctx), "a third Migrate succeeds")
+	require.NoError(t, drv.CheckSchema(f.ctx), "the schema is complete")
 	require.Equal(t, ids, recordIDs(f.listAll(ob)), "migrating again keeps the stored messages")
 	f.enqueue(ob, job("conf.after"))
 	require.Len(t, f.listAll(ob), 2)
@@ -80,7 +84,7 @@ func testOutboxEnqueueIDs(t *testing.T, h Harness) {
 
 func testOutboxEnqueueDefaults(t *testing.T, h Harness) {
 	f := setup(t, h)
-	ob := f.outboxWith(f.db, OutboxConfig{DefaultMaxAttempts: 7})
+	ob := f.outboxWith(f.db, config{defaultMaxAttempts: 7})
 	now := f.clock.Now()
 	later := now.Add(90*time.Second + 654321*time.Microsecond)
 
@@ -292,14 +296,11 @@ func testOutboxEnqueueDuplicate(t *testing.T, h Harness) {
 func testOutboxEnqueueRollback(t *testing.T, h Harness) {
 	f := setup(t, h)
 	f.createItems()
-	uow, _ := f.unitOfWork(UnitOfWorkConfig{})
+	uow, _ := f.unitOfWork(uowConfig{})
 	var enqueued []string
-	err := uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
-		ob, err := h.NewOutbox(tx.DB, OutboxConfig{Now: f.clock.Now})
-		if err != nil {
-			return err
-		}
-		if enqueued, err = ob.Enqueue(ctx, job("conf.a"), job("conf.b")); err != nil {
+	err := uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
+		var err error
+		if enqueued, err = tx.Outbox.Enqueue(ctx, job("conf.a"), job("conf.b")); err != nil {
 			return err
 		}
 		if err := insertItem(ctx, tx.DB, "a", "alpha"); err != nil {
@@ -318,14 +319,11 @@ func testOutboxEnqueueRollback(t *testing.T, h Harness) {
 func testOutboxEnqueueCommit(t *testing.T, h Harness) {
 	f := setup(t, h)
 	f.createItems()
-	uow, _ := f.unitOfWork(UnitOfWorkConfig{})
+	uow, _ := f.unitOfWork(uowConfig{})
 	var enqueued []string
-	err := uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
-		ob, err := h.NewOutbox(tx.DB, OutboxConfig{Now: f.clock.Now})
-		if err != nil {
-			return err
-		}
-		if enqueued, err = ob.Enqueue(ctx, job("conf.a"), job("conf.b")); err != nil {
+	err := uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
+		var err error
+		if enqueued, err = tx.Outbox.Enqueue(ctx, job("conf.a"), job("conf.b")); err != nil {
 			return err
 		}
 		return insertItem(ctx, tx.DB, "a", "alpha")
@@ -349,17 +347,16 @@ var confCreatedEvent = core.DefineEvent[confCreated]("conf.created")
 
 func testOutboxTypedEvents(t *testing.T, h Harness) {
 	f := setup(t, h)
-	uow, _ := f.unitOfWork(UnitOfWorkConfig{})
+	uow, _ := f.unitOfWork(uowConfig{})
 	want := confCreated{ID: "c-1", Name: "Zoë 🚢", Tags: []string{"a", "b"}, Meta: map[string]string{"k": "v"}}
-	err := uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
-		ob, err := h.NewOutbox(tx.DB, OutboxConfig{Now: f.clock.Now})
-		if err != nil {
-			return err
-		}
-		rec := core.NewOutboxEventRecorder(ob, core.OutboxEventRecorderOptions{
+	err := uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
+		rec, err := core.NewOutboxEventRecorder(tx.Outbox, core.OutboxEventRecorderOptions{
 			Now: f.clock.Now,
 			Key: func(ev ports.Event) string { return "aggregate-1" },
 		})
+		if err != nil {
+			return err
+		}
 		return confCreatedEvent.Record(ctx, rec, want)
 	})
 	require.NoError(t, err)
@@ -390,10 +387,12 @@ var invalidTableNames = []string{
 func testInvalidTableNames(t *testing.T, h Harness) {
 	f := setup(t, h)
 	for _, name := range invalidTableNames {
-		_, err := h.NewOutbox(f.db, OutboxConfig{TableName: name, Now: f.clock.Now})
-		require.ErrorIs(t, err, ports.ErrInvalidArgument, "NewOutbox with table name %q", name)
-		_, err = h.NewIdempotency(f.db, IdempotencyConfig{TableName: name, Now: f.clock.Now})
-		require.ErrorIs(t, err, ports.ErrInvalidArgument, "NewIdempotency with table name %q", name)
+		drv, err := f.newDriver(config{outboxTable: name})
+		require.ErrorIs(t, err, ports.ErrInvalidArgument, "a driver with outbox table name %q", name)
+		require.Nil(t, drv, "no driver with outbox table name %q", name)
+		drv, err = f.newDriver(config{idemTable: name})
+		require.ErrorIs(t, err, ports.ErrInvalidArgument, "a driver with idempotency table name %q", name)
+		require.Nil(t, drv, "no driver with idempotency table name %q", name)
 	}
 	// The default tables are intact.
 	ob := f.outbox(f.db)
@@ -403,10 +402,12 @@ func testInvalidTableNames(t *testing.T, h Harness) {
 
 func testCustomTableNames(t *testing.T, h Harness) {
 	f := setup(t, h)
-	require.NoError(t, h.Migrate(f.ctx, f.db, "custom_outbox", "custom_idem"))
-	require.NoError(t, h.Migrate(f.ctx, f.db, "custom_outbox", "custom_idem"), "Migrate is idempotent")
+	drv := f.driver(config{outboxTable: "custom_outbox", idemTable: "custom_idem"})
+	require.NoError(t, drv.Migrate(f.ctx))
+	require.NoError(t, drv.Migrate(f.ctx), "Migrate is idempotent")
+	require.NoError(t, drv.CheckSchema(f.ctx), "the custom tables are complete")
 
-	custom := f.outboxWith(f.db, OutboxConfig{TableName: "custom_outbox"})
+	custom := f.outboxWith(f.db, config{outboxTable: "custom_outbox"})
 	def := f.outbox(f.db)
 	ids := f.enqueue(custom, job("conf.custom"), job("conf.custom"))
 	require.Equal(t, 2, f.countRows("custom_outbox"), "the messages are in the custom table")
@@ -418,7 +419,7 @@ func testCustomTableNames(t *testing.T, h Harness) {
 	require.Equal(t, ids[1:], recordIDs(f.listAll(custom)))
 	require.EqualValues(t, 1, f.stats(custom).Ready)
 
-	cstore := f.idempotencyWith(f.db, IdempotencyConfig{TableName: "custom_idem", Now: f.clock.Now})
+	cstore := f.idempotencyWith(f.db, config{idemTable: "custom_idem"})
 	req := reserveReq("conf.custom", "k-1", "fp-1")
 	r := f.reserve(cstore, req)
 	require.Equal(t, ports.Reserved, r.Status)
@@ -429,6 +430,71 @@ func testCustomTableNames(t *testing.T, h Harness) {
 	require.JSONEq(t, `{"ok":1}`, string(replay.Result))
 	require.Equal(t, ports.Reserved, f.reserve(f.idempotency(f.db), req).Status,
 		"the default table does not hold the custom table's record")
+}
+
+// testLongestTableNames migrates two drivers whose four tables have the
+// longest accepted names (63 characters) and share their first 50: every
+// index name derived from them must fit the database's identifier limit
+// and stay distinct (a truncated index name would collide with the other
+// table's, and its CREATE INDEX IF NOT EXISTS would silently do nothing).
+// It also checks that CheckSchema names a table that was never migrated.
+func testLongestTableNames(t *testing.T, h Harness) {
+	f := setup(t, h)
+	prefix := strings.Repeat("w", 50)
+	longest := func(tail string) string { return prefix + tail + strings.Repeat("x", 63-len(prefix)-len(tail)) }
+	cfgs := []config{
+		{outboxTable: longest("_outbox_a"), idemTable: longest("_idem_a")},
+		{outboxTable: longest("_outbox_b"), idemTable: longest("_idem_b")},
+	}
+	for _, c := range cfgs {
+		require.Len(t, c.outboxTable, 63)
+		require.Len(t, c.idemTable, 63)
+		drv := f.driver(c)
+		require.NoError(t, drv.Migrate(f.ctx), "Migrate with the tables %s and %s", c.outboxTable, c.idemTable)
+		require.NoError(t, drv.Migrate(f.ctx), "Migrate is idempotent with the longest names")
+	}
+	for i, c := range cfgs {
+		drv := f.driver(c)
+		require.NoError(t, drv.CheckSchema(f.ctx), "every table and index of driver %d exists", i)
+
+		ob := drv.Outbox()
+		ids := f.enqueue(ob, keyed("conf.long", "k"), keyed("conf.long", "k"))
+		m := f.claimOne(ob)
+		require.Equal(t, ids[0], m.ID, "driver %d claims from its own table", i)
+		f.claimNone(ob, "the second message waits for its key")
+		require.NoError(t, ob.Complete(f.ctx, m.Claim()))
+		require.Equal(t, ids[1], f.claimOne(ob).ID)
+		require.Equal(t, 1, f.countRows(c.outboxTable), "driver %d's messages are in its own table", i)
+
+		r := f.reserve(drv.Idempotency(), reserveReq("conf.long", "k", "fp"))
+		require.Equal(t, ports.Reserved, r.Status, "driver %d reserves in its own table", i)
+		require.NoError(t, drv.Idempotency().Complete(f.ctx, r, raw(`{"ok":true}`)))
+		require.Equal(t, 1, f.countRows(c.idemTable), "driver %d's record is in its own table", i)
+	}
+
+	for _, c := range []config{
+		{outboxTable: "conf_never_migrated_outbox"},
+		{idemTable: "conf_never_migrated_idem"},
+	} {
+		missing := c.outboxTable + c.idemTable
+		err := f.driver(c).CheckSchema(f.ctx)
+		require.Error(t, err, "CheckSchema with the never-migrated table %s", missing)
+		require.Contains(t, err.Error(), missing, "the error names the missing table")
+	}
+}
+
+// testInvalidIdemTableCreatesNothing: a driver whose idempotency table
+// name is invalid is refused before it creates anything, not even its
+// valid outbox table.
+func testInvalidIdemTableCreatesNothing(t *testing.T, h Harness) {
+	f := setup(t, h)
+	drv, err := f.newDriver(config{outboxTable: "fresh_outbox", idemTable: "bad name;"})
+	require.ErrorIs(t, err, ports.ErrInvalidArgument, "a driver with the idempotency table name %q", "bad name;")
+	require.Nil(t, drv)
+
+	err = f.driver(config{outboxTable: "fresh_outbox", idemTable: "fresh_idem"}).CheckSchema(f.ctx)
+	require.Error(t, err, "fresh_outbox was not created")
+	require.Contains(t, err.Error(), "fresh_outbox", "the error names the table that does not exist")
 }
 
 func testOutboxTimestamps(t *testing.T, h Harness) {

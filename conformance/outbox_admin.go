@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -16,6 +17,7 @@ import (
 func outboxAdminTests() []testCase {
 	return []testCase{
 		{"StatsCountMessagesByState", testStats},
+		{"StatsPendingAndTotalSayWhetherTheOutboxIsEmpty", testStatsPendingTotal},
 		{"ListFiltersInIDOrder", testListFilters},
 		{"ListPaginatesWithAfterIDAndLimit", testListPagination},
 		{"ListLimitDefaultsTo100", testListDefaultLimit},
@@ -60,9 +62,56 @@ func testStats(t *testing.T, h Harness) {
 	require.EqualValues(t, 1, st.Dead)
 }
 
+// testStatsPendingTotal: Pending counts what is still to be delivered
+// (ready, scheduled and leased), Total adds the dead letters, and both are
+// zero exactly when nothing of that kind is left.
+func testStatsPendingTotal(t *testing.T, h Harness) {
+	f := setup(t, h)
+	ob := f.outbox(f.db)
+	requireCounts := func(pending, total int64, when string) {
+		t.Helper()
+		st := f.stats(ob)
+		require.Equal(t, pending, st.Pending(), "Pending %s (stats %+v)", when, st)
+		require.Equal(t, total, st.Total(), "Total %s (stats %+v)", when, st)
+	}
+	requireCounts(0, 0, "of an empty outbox")
+
+	scheduled := job("conf.scheduled")
+	scheduled.AvailableAt = f.clock.Now().Add(time.Hour)
+	f.enqueue(ob, job("conf.ready"), job("conf.ready"), scheduled, job("conf.leased"), job("conf.dead"))
+	leased := f.claimOne(ob, "conf.leased")
+	require.NoError(t, ob.DeadLetter(f.ctx, f.claimOne(ob, "conf.dead").Claim(), "conformance: dead"))
+	st := f.stats(ob)
+	require.Equal(t, ports.OutboxStats{Ready: 2, Scheduled: 1, Leased: 1, Dead: 1, OldestReady: st.OldestReady}, st)
+	requireCounts(4, 5, "with two ready, one scheduled, one leased and one dead")
+
+	require.NoError(t, ob.Complete(f.ctx, leased.Claim()))
+	requireCounts(3, 4, "after completing the leased message")
+	require.NoError(t, ob.Complete(f.ctx, claimsOf(f.claim(ob, 10, "conf.ready"))...))
+	requireCounts(1, 2, "after completing the ready messages")
+	f.clock.Advance(time.Hour)
+	require.NoError(t, ob.Complete(f.ctx, f.claimOne(ob, "conf.scheduled").Claim()))
+	requireCounts(0, 1, "with only a dead letter left: no work, but not empty")
+
+	n, err := ob.Purge(f.ctx, f.clock.Now().Add(time.Second))
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	requireCounts(0, 0, "after purging the dead letter")
+	require.Empty(t, f.listAll(ob))
+}
+
+// claimsOf returns the claims of msgs.
+func claimsOf(msgs []ports.ClaimedMessage) []ports.Claim {
+	claims := make([]ports.Claim, len(msgs))
+	for i, m := range msgs {
+		claims[i] = m.Claim()
+	}
+	return claims
+}
+
 // listFixture stores five messages with IDs m01..m05 (enqueued out of
 // order); m05 is dead.
-func listFixture(f *fixture, ob Outbox) {
+func listFixture(f *fixture, ob wharf.Outbox) {
 	f.t.Helper()
 	f.enqueue(ob,
 		withID("m03", keyed("conf.t1", "k1")),

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -256,22 +257,22 @@ type claimOp struct {
 	name  string
 	op    string // ClaimLostError.Op, checked for the batch operations
 	batch bool
-	do    func(f *fixture, ob Outbox, c ports.Claim) error
+	do    func(f *fixture, ob wharf.Outbox, c ports.Claim) error
 }
 
 var claimOps = []claimOp{
-	{"Complete", "complete", true, func(f *fixture, ob Outbox, c ports.Claim) error { return ob.Complete(f.ctx, c) }},
-	{"Retry", "retry", false, func(f *fixture, ob Outbox, c ports.Claim) error {
+	{"Complete", "complete", true, func(f *fixture, ob wharf.Outbox, c ports.Claim) error { return ob.Complete(f.ctx, c) }},
+	{"Retry", "retry", false, func(f *fixture, ob wharf.Outbox, c ports.Claim) error {
 		return ob.Retry(f.ctx, c, ports.RetryOptions{LastError: "conformance: stale retry"})
 	}},
-	{"DeadLetter", "dead-letter", false, func(f *fixture, ob Outbox, c ports.Claim) error {
+	{"DeadLetter", "dead-letter", false, func(f *fixture, ob wharf.Outbox, c ports.Claim) error {
 		return ob.DeadLetter(f.ctx, c, "conformance: stale dead-letter")
 	}},
-	{"Extend", "extend", false, func(f *fixture, ob Outbox, c ports.Claim) error {
+	{"Extend", "extend", false, func(f *fixture, ob wharf.Outbox, c ports.Claim) error {
 		_, err := ob.Extend(f.ctx, c, time.Hour)
 		return err
 	}},
-	{"Release", "release", true, func(f *fixture, ob Outbox, c ports.Claim) error { return ob.Release(f.ctx, c) }},
+	{"Release", "release", true, func(f *fixture, ob wharf.Outbox, c ports.Claim) error { return ob.Release(f.ctx, c) }},
 }
 
 func requireOpLost(t *testing.T, op claimOp, err error, id string) {
@@ -286,9 +287,9 @@ func requireOpLost(t *testing.T, op claimOp, err error, id string) {
 func testStaleClaims(t *testing.T, h Harness) {
 	scenarios := []struct {
 		name string
-		run  func(t *testing.T, f *fixture, ob Outbox, op claimOp)
+		run  func(t *testing.T, f *fixture, ob wharf.Outbox, op claimOp)
 	}{
-		{"AfterLeaseExpiredAndReclaimed", func(t *testing.T, f *fixture, ob Outbox, op claimOp) {
+		{"AfterLeaseExpiredAndReclaimed", func(t *testing.T, f *fixture, ob wharf.Outbox, op claimOp) {
 			old := f.claimOne(ob)
 			f.clock.Advance(testLease + time.Second)
 			cur := f.claimOne(ob)
@@ -303,14 +304,14 @@ func testStaleClaims(t *testing.T, h Harness) {
 			require.NoError(t, ob.Complete(f.ctx, cur.Claim()), "the current claim still holds the message")
 			require.Empty(t, f.listAll(ob))
 		}},
-		{"AfterComplete", func(t *testing.T, f *fixture, ob Outbox, op claimOp) {
+		{"AfterComplete", func(t *testing.T, f *fixture, ob wharf.Outbox, op claimOp) {
 			c := f.claimOne(ob)
 			require.NoError(t, ob.Complete(f.ctx, c.Claim()))
 			requireOpLost(t, op, op.do(f, ob, c.Claim()), c.ID)
 			require.Empty(t, f.listAll(ob), "a completed message stays gone")
 			f.claimNone(ob, "a completed message stays gone")
 		}},
-		{"WithFabricatedToken", func(t *testing.T, f *fixture, ob Outbox, op claimOp) {
+		{"WithFabricatedToken", func(t *testing.T, f *fixture, ob wharf.Outbox, op claimOp) {
 			cur := f.claimOne(ob)
 			requireOpLost(t, op, op.do(f, ob, ports.Claim{ID: cur.ID, Token: "conformance-fabricated"}), cur.ID)
 			requireOpLost(t, op, op.do(f, ob, ports.Claim{ID: "conformance-unknown", Token: cur.Token}), "conformance-unknown")

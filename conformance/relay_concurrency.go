@@ -10,14 +10,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/core/relay"
 	"github.com/wharf-go/wharf/ports"
 )
 
 func testRelayConcurrent(t *testing.T, h Harness) {
 	const total, relays = 2000, 4
 	f := setup(t, h)
-	seed := f.outboxWith(f.db, OutboxConfig{Now: realNow})
+	seed := f.outboxWith(f.db, config{now: realNow})
 	var enqueued []string
 	for b := 0; b < total/250; b++ {
 		msgs := make([]ports.OutboxMessage, 250)
@@ -35,7 +35,7 @@ func testRelayConcurrent(t *testing.T, h Harness) {
 	)
 	stops := make([]func() error, relays)
 	for i := range relays {
-		hs := f.handlers(func(hs *core.Handlers) error {
+		hs := f.handlers(func(hs *relay.Handlers) error {
 			return hs.Handle("conf.relay.load", func(_ context.Context, m ports.ClaimedMessage) error {
 				if prev, dup := delivered.LoadOrStore(m.ID, i); dup {
 					errs.add(fmt.Errorf("message %s handled by relay %d and relay %v", m.ID, i, prev))
@@ -47,13 +47,13 @@ func testRelayConcurrent(t *testing.T, h Harness) {
 					close(all)
 				}
 				return nil
-			})
+			}, relay.TopicOptions{})
 		})
-		opts := core.RelayOptions{
+		opts := relay.Options{
 			Concurrency: 8, BatchSize: 50, PollInterval: 2 * time.Millisecond, MaxPollInterval: 20 * time.Millisecond,
 			Lease: 5 * time.Minute,
 		}
-		stops[i] = f.startRun(f.newRelay(f.outboxWith(f.db, OutboxConfig{Now: realNow}), hs, opts))
+		stops[i] = f.startRun(f.newRelay(f.outboxWith(f.db, config{now: realNow}), hs, opts))
 	}
 	select {
 	case <-all:

@@ -9,7 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf"
+	"github.com/wharf-go/wharf/core/relay"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -77,7 +78,7 @@ func testRelayExtendsLease(t *testing.T, h Harness) {
 	ob := f.outbox(f.db)
 	ids := f.enqueue(ob, job("conf.relay.slow"))
 	b := newBlocker(false)
-	hs := f.handlers(func(hs *core.Handlers) error { return hs.Handle("conf.relay.slow", b.handle) })
+	hs := f.handlers(func(hs *relay.Handlers) error { return hs.Handle("conf.relay.slow", b.handle, relay.TopicOptions{}) })
 	w := newRelayWatch()
 	done := f.startDrain(f.newRelay(ob, hs, f.relayOptions(w)))
 
@@ -86,7 +87,7 @@ func testRelayExtendsLease(t *testing.T, h Harness) {
 	third := testLease/3 + time.Second
 	for i := 1; i <= 3; i++ {
 		f.clock.Advance(third)
-		ext := w.awaitN(t, "lease extension", i, func(o core.Observation) bool { return o.Outcome == core.OutcomeExtended })[i-1]
+		ext := w.awaitN(t, "lease extension", i, func(o relay.Observation) bool { return o.Outcome == relay.OutcomeExtended })[i-1]
 		want := f.clock.Now().Add(testLease)
 		requireTime(t, want, ext.LockedUntil, "extension %d: the lease runs for Lease from now", i)
 		r := f.record(ob, ids[0])
@@ -99,7 +100,7 @@ func testRelayExtendsLease(t *testing.T, h Harness) {
 	close(b.release)
 	res, err := awaitDrain(t, done)
 	require.NoError(t, err)
-	require.Equal(t, core.DrainResult{Claimed: 1, Delivered: 1}, res)
+	require.Equal(t, relay.DrainResult{Claimed: 1, Delivered: 1}, res)
 	require.Empty(t, f.listAll(ob))
 }
 
@@ -110,7 +111,7 @@ func testRelayLostClaim(t *testing.T, h Harness) {
 	}{
 		{"HandlerSucceeds", nil},
 		{"HandlerFails", errors.New("conf: late failure")},
-		{"HandlerFailsPermanently", core.Permanent(errors.New("conf: late poison"))},
+		{"HandlerFailsPermanently", relay.Permanent(errors.New("conf: late poison"))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,7 +121,7 @@ func testRelayLostClaim(t *testing.T, h Harness) {
 			ids := f.enqueue(ob, maxAttemptsJob("conf.relay.lost", 5))
 			b := newBlocker(false)
 			b.result = tt.result
-			hs := f.handlers(func(hs *core.Handlers) error { return hs.Handle("conf.relay.lost", b.handle) })
+			hs := f.handlers(func(hs *relay.Handlers) error { return hs.Handle("conf.relay.lost", b.handle, relay.TopicOptions{}) })
 			w := newRelayWatch()
 			opts := f.relayOptions(w)
 			// The relay's clock stands still, so it never finds the lease due
@@ -137,10 +138,10 @@ func testRelayLostClaim(t *testing.T, h Harness) {
 			close(b.release)
 			res, err := awaitDrain(t, done)
 			require.NoError(t, err)
-			require.Equal(t, core.DrainResult{Claimed: 1, Lost: 1}, res)
-			lost := w.await(t, core.OutcomeLost, ids[0])
-			require.ErrorIs(t, lost.Err, ports.ErrClaimLost)
-			require.Empty(t, w.outcomes(core.OutcomeDelivered))
+			require.Equal(t, relay.DrainResult{Claimed: 1, Abandoned: 1}, res)
+			abandoned := w.await(t, relay.OutcomeAbandoned, ids[0])
+			require.ErrorIs(t, abandoned.Err, ports.ErrClaimLost, "the abandoned outcome reports the lost claim")
+			require.Empty(t, w.outcomes(relay.OutcomeDelivered))
 
 			r := f.record(ob, ids[0])
 			require.Equal(t, ports.StatusPending, r.Status, "the stale outcome did not touch the new owner's state")
@@ -158,7 +159,7 @@ func testRelayLostClaimCancels(t *testing.T, h Harness) {
 	ob := f.outbox(f.db)
 	ids := f.enqueue(ob, job("conf.relay.lost"))
 	b := newBlocker(true)
-	hs := f.handlers(func(hs *core.Handlers) error { return hs.Handle("conf.relay.lost", b.handle) })
+	hs := f.handlers(func(hs *relay.Handlers) error { return hs.Handle("conf.relay.lost", b.handle, relay.TopicOptions{}) })
 	w := newRelayWatch()
 	done := f.startDrain(f.newRelay(ob, hs, f.relayOptions(w)))
 	m := b.awaitStarted(t, 1)[0]
@@ -167,13 +168,13 @@ func testRelayLostClaimCancels(t *testing.T, h Harness) {
 	// out when it next extends the lease.
 	require.NoError(t, ob.Release(f.ctx, m.Claim()))
 	f.clock.Advance(testLease/3 + time.Second)
-	lost := w.await(t, core.OutcomeLost, ids[0])
-	require.ErrorIs(t, lost.Err, ports.ErrClaimLost)
+	abandoned := w.await(t, relay.OutcomeAbandoned, ids[0])
+	require.ErrorIs(t, abandoned.Err, ports.ErrClaimLost, "the abandoned outcome reports the lost claim")
 	require.ErrorIs(t, b.awaitReturned(t), context.Canceled, "the handler's ctx is cancelled when its claim is lost")
 
 	res, err := awaitDrain(t, done)
 	require.NoError(t, err)
-	require.Equal(t, core.DrainResult{Claimed: 1, Lost: 1}, res)
+	require.Equal(t, relay.DrainResult{Claimed: 1, Abandoned: 1}, res)
 	r := f.record(ob, ids[0])
 	require.Equal(t, ports.StatusPending, r.Status)
 	require.Zero(t, r.Attempts, "the release's refund stands: the relay's cancelled handler recorded nothing")
@@ -207,7 +208,7 @@ func testRelayShutdown(t *testing.T, h Harness) {
 			}
 			ids := f.enqueue(ob, msgs...)
 			b := newBlocker(tt.honourCtx)
-			hs := f.handlers(func(hs *core.Handlers) error { return hs.Handle("conf.relay.block", b.handle) })
+			hs := f.handlers(func(hs *relay.Handlers) error { return hs.Handle("conf.relay.block", b.handle, relay.TopicOptions{}) })
 			w := newRelayWatch()
 			opts := f.relayOptions(w)
 			opts.Concurrency = running
@@ -234,11 +235,11 @@ func testRelayShutdown(t *testing.T, h Harness) {
 			require.NoError(t, runErr, "Run returns nil on a clean shutdown")
 
 			if tt.finish {
-				require.Len(t, w.outcomes(core.OutcomeDelivered), running, "in-flight handlers finished and were completed")
+				require.Len(t, w.outcomes(relay.OutcomeDelivered), running, "in-flight handlers finished and were completed")
 				require.Len(t, f.listAll(ob), total-running)
-				require.Empty(t, w.outcomes(core.OutcomeReleased))
+				require.Empty(t, w.outcomes(relay.OutcomeReleased))
 			} else {
-				require.Len(t, w.outcomes(core.OutcomeReleased), running, "unfinished messages are released")
+				require.Len(t, w.outcomes(relay.OutcomeReleased), running, "unfinished messages are released")
 				recs := f.listAll(ob)
 				require.Equal(t, ids, recordIDs(recs), "every message is still in the outbox")
 				for _, r := range recs {
@@ -266,7 +267,7 @@ func testRelayShutdown(t *testing.T, h Harness) {
 // crashOutbox is an outbox whose process "dies": after crash, every call
 // fails, so the relay can neither record outcomes nor release its claims.
 type crashOutbox struct {
-	Outbox
+	wharf.Outbox
 	crashed atomic.Bool
 }
 
@@ -328,7 +329,7 @@ func testRelayCrash(t *testing.T, h Harness) {
 	// them: nothing it does afterwards reaches the database.
 	crashing := &crashOutbox{Outbox: ob}
 	b := newBlocker(true)
-	hs1 := f.handlers(func(hs *core.Handlers) error { return hs.Handle("conf.relay.crash", b.handle) })
+	hs1 := f.handlers(func(hs *relay.Handlers) error { return hs.Handle("conf.relay.crash", b.handle, relay.TopicOptions{}) })
 	w1 := newRelayWatch()
 	opts1 := f.relayOptions(w1)
 	opts1.Concurrency = blocked
@@ -337,7 +338,7 @@ func testRelayCrash(t *testing.T, h Harness) {
 	interrupted := claimedIDs(b.awaitStarted(t, blocked))
 	crashing.crashed.Store(true)
 	require.ErrorIs(t, stop(), errCrashed, "the crashed relay could not release its claims")
-	require.Len(t, w1.outcomes(core.OutcomeLost), blocked)
+	require.Len(t, w1.outcomes(relay.OutcomeAbandoned), blocked)
 	for _, id := range interrupted {
 		r := f.record(ob, id)
 		require.Equal(t, 1, r.Attempts)
@@ -348,14 +349,14 @@ func testRelayCrash(t *testing.T, h Harness) {
 	// After the lease, a fresh relay delivers everything.
 	f.clock.Advance(testLease + time.Second)
 	var got seen
-	hs2 := f.handlers(func(hs *core.Handlers) error {
+	hs2 := f.handlers(func(hs *relay.Handlers) error {
 		return hs.Handle("conf.relay.crash", func(_ context.Context, m ports.ClaimedMessage) error {
 			got.add(m)
 			return nil
-		})
+		}, relay.TopicOptions{})
 	})
 	res := f.drain(ob, hs2, f.relayOptions(newRelayWatch()))
-	require.Equal(t, core.DrainResult{Claimed: total, Delivered: total}, res)
+	require.Equal(t, relay.DrainResult{Claimed: total, Delivered: total}, res)
 	require.ElementsMatch(t, ids, got.ids(), "nothing is lost")
 	for _, m := range got.all() {
 		want := 1

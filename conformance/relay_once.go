@@ -3,14 +3,15 @@ package conformance
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/core/relay"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -19,7 +20,7 @@ import (
 // the claim was lost) and reports them lost, so the messages are delivered
 // again although their handlers succeeded.
 type lossyOutbox struct {
-	Outbox
+	wharf.Outbox
 	lose atomic.Int32
 }
 
@@ -46,20 +47,20 @@ func testRelayEffectivelyOnce(t *testing.T, h Harness) {
 	store := f.idempotency(f.db)
 	ids := f.enqueue(ob, maxAttemptsJob("conf.relay.once", 5))
 	var effects atomic.Int64
-	hs := f.handlers(func(hs *core.Handlers) error {
-		return hs.Handle("conf.relay.once", core.EffectivelyOnce(store, "conf.consumer", func(context.Context, ports.ClaimedMessage) error {
-			effects.Add(1)
-			return nil
-		}))
-	})
+	once, err := relay.EffectivelyOnce(store, "conf.consumer", func(context.Context, ports.ClaimedMessage) error {
+		effects.Add(1)
+		return nil
+	}, relay.EffectivelyOnceOptions{})
+	require.NoError(t, err, "EffectivelyOnce")
+	hs := f.handlers(func(hs *relay.Handlers) error { return hs.Handle("conf.relay.once", once, relay.TopicOptions{}) })
 	w := newRelayWatch()
-	require.Equal(t, core.DrainResult{Claimed: 1, Lost: 1}, f.drain(lossy, hs, f.relayOptions(w)),
+	require.Equal(t, relay.DrainResult{Claimed: 1, Abandoned: 1}, f.drain(lossy, hs, f.relayOptions(w)),
 		"the handler succeeds but the completion is lost")
 	require.EqualValues(t, 1, effects.Load())
 	r := f.record(ob, ids[0])
 	require.Equal(t, ports.StatusPending, r.Status, "so the message is delivered again")
 
-	require.Equal(t, core.DrainResult{Claimed: 1, Delivered: 1}, f.drain(lossy, hs, f.relayOptions(w)),
+	require.Equal(t, relay.DrainResult{Claimed: 1, Delivered: 1}, f.drain(lossy, hs, f.relayOptions(w)),
 		"the redelivery counts as delivered")
 	require.EqualValues(t, 1, effects.Load(), "the side effect happened once")
 	require.Empty(t, f.listAll(ob))
@@ -83,23 +84,23 @@ func testRelayEffectivelyOnceInProgress(t *testing.T, h Harness) {
 		Lease:          time.Minute,
 	}, ports.Reserved)
 	var effects atomic.Int64
-	hs := f.handlers(func(hs *core.Handlers) error {
-		return hs.Handle("conf.relay.once", core.EffectivelyOnce(store, "conf.consumer", func(context.Context, ports.ClaimedMessage) error {
-			effects.Add(1)
-			return nil
-		}))
-	})
+	once, err := relay.EffectivelyOnce(store, "conf.consumer", func(context.Context, ports.ClaimedMessage) error {
+		effects.Add(1)
+		return nil
+	}, relay.EffectivelyOnceOptions{})
+	require.NoError(t, err, "EffectivelyOnce")
+	hs := f.handlers(func(hs *relay.Handlers) error { return hs.Handle("conf.relay.once", once, relay.TopicOptions{}) })
 	w := newRelayWatch()
-	require.Equal(t, core.DrainResult{Claimed: 1, Retried: 1}, f.drain(ob, hs, f.relayOptions(w)))
+	require.Equal(t, relay.DrainResult{Claimed: 1, Retried: 1}, f.drain(ob, hs, f.relayOptions(w)))
 	require.Zero(t, effects.Load(), "the handler does not run while another delivery holds the key")
-	require.ErrorIs(t, w.await(t, core.OutcomeRetried, ids[0]).Err, ports.ErrIdempotencyInProgress)
+	require.ErrorIs(t, w.await(t, relay.OutcomeRetried, ids[0]).Err, ports.ErrIdempotencyInProgress)
 	r := f.record(ob, ids[0])
 	require.Contains(t, r.LastError, "in progress")
 
 	// The other delivery crashed: once its reservation lapses, the retry
 	// takes it over and runs the handler.
 	f.clock.Advance(time.Minute + testBackoff.Initial)
-	require.Equal(t, core.DrainResult{Claimed: 1, Delivered: 1}, f.drain(ob, hs, f.relayOptions(w)))
+	require.Equal(t, relay.DrainResult{Claimed: 1, Delivered: 1}, f.drain(ob, hs, f.relayOptions(w)))
 	require.EqualValues(t, 1, effects.Load())
 }
 
@@ -110,41 +111,35 @@ func testRelayEffectivelyOnceTx(t *testing.T, h Harness) {
 	lossy := &lossyOutbox{Outbox: ob}
 	lossy.lose.Store(1)
 	ids := f.enqueue(ob, maxAttemptsJob("conf.relay.once-tx", 5), maxAttemptsJob("conf.relay.once-tx", 5))
-	uow, _ := f.unitOfWork(UnitOfWorkConfig{MaxAttempts: 10})
-	txStore := func(tx TxPorts) ports.Idempotency {
-		s, err := h.NewIdempotency(tx.DB, f.idemConfig())
-		if err != nil {
-			panic(fmt.Sprintf("conformance: NewIdempotency on a transaction: %v", err))
-		}
-		return s
-	}
+	uow, _ := f.unitOfWork(uowConfig{driver: f.idemConfig(), maxAttempts: 10})
+	txStore := func(tx txPorts) ports.Idempotency { return tx.Idempotency }
 	var calls atomic.Int64
 	failOnce := map[string]*atomic.Bool{ids[1]: new(atomic.Bool)}
-	hs := f.handlers(func(hs *core.Handlers) error {
-		return hs.Handle("conf.relay.once-tx", core.EffectivelyOnceTx(uow, txStore, "conf.consumer-tx",
-			func(ctx context.Context, tx TxPorts, m ports.ClaimedMessage) error {
-				calls.Add(1)
-				if err := insertItem(ctx, tx.DB, m.ID, "x"); err != nil {
-					return err
-				}
-				if fail, ok := failOnce[m.ID]; ok && fail.CompareAndSwap(false, true) {
-					return errors.New("conf: fails after writing; the transaction rolls back")
-				}
-				return nil
-			}))
-	})
+	once, err := relay.EffectivelyOnceTx(uow, txStore, "conf.consumer-tx",
+		func(ctx context.Context, tx txPorts, m ports.ClaimedMessage) error {
+			calls.Add(1)
+			if err := insertItem(ctx, tx.DB, m.ID, "x"); err != nil {
+				return err
+			}
+			if fail, ok := failOnce[m.ID]; ok && fail.CompareAndSwap(false, true) {
+				return errors.New("conf: fails after writing; the transaction rolls back")
+			}
+			return nil
+		}, relay.EffectivelyOnceOptions{})
+	require.NoError(t, err, "EffectivelyOnceTx")
+	hs := f.handlers(func(hs *relay.Handlers) error { return hs.Handle("conf.relay.once-tx", once, relay.TopicOptions{}) })
 	w := newRelayWatch()
 	opts := f.relayOptions(w)
 	// Both messages fit one claim, so the pass ends before the lost one is
 	// claimable again.
 	opts.Concurrency = 3
 	res := f.drain(lossy, hs, opts)
-	require.Equal(t, core.DrainResult{Claimed: 2, Lost: 1, Retried: 1}, res)
+	require.Equal(t, relay.DrainResult{Claimed: 2, Abandoned: 1, Retried: 1}, res)
 	require.Equal(t, []string{ids[0]}, f.items(), "the failed attempt's write was rolled back with its reservation")
 
 	f.clock.Advance(testBackoff.Initial)
 	res = f.drain(lossy, hs, opts)
-	require.Equal(t, core.DrainResult{Claimed: 2, Delivered: 2}, res)
+	require.Equal(t, relay.DrainResult{Claimed: 2, Delivered: 2}, res)
 	require.Equal(t, []string{ids[0], ids[1]}, f.items(), "each message's write committed exactly once")
 	require.EqualValues(t, 3, calls.Load(), "the redelivery after success skipped the handler; the retry after failure ran it")
 	require.Empty(t, f.listAll(ob))

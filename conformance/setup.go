@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 
+	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -80,32 +81,73 @@ func setup(t *testing.T, h Harness) *fixture {
 	ctx := t.Context()
 	db := h.NewDB(t)
 	require.NotNil(t, db, "Harness.NewDB returned a nil *bun.DB")
-	require.NoError(t, h.Migrate(ctx, db, "", ""), "Harness.Migrate with the default table names")
-	return &fixture{t: t, h: h, ctx: ctx, db: db, clock: newFakeClock()}
+	f := &fixture{t: t, h: h, ctx: ctx, db: db, clock: newFakeClock()}
+	require.NoError(t, f.driver(config{}).Migrate(ctx), "Migrate with the default table names")
+	return f
 }
 
-// outbox builds an outbox on db with the fake clock.
-func (f *fixture) outbox(db bun.IDB) Outbox {
-	f.t.Helper()
-	return f.outboxWith(db, OutboxConfig{})
+// config is what a test varies in a driver's options; the zero value means
+// the defaults and the fixture's fake clock.
+type config struct {
+	outboxTable, idemTable string
+	// now is the clock; nil means the fixture's fake clock.
+	now                func() time.Time
+	defaultMaxAttempts int
+	ttl, lease         time.Duration
 }
 
-// outboxWith builds an outbox on db; a nil cfg.Now becomes the fake clock.
-func (f *fixture) outboxWith(db bun.IDB, cfg OutboxConfig) Outbox {
-	f.t.Helper()
-	if cfg.Now == nil {
-		cfg.Now = f.clock.Now
+// options turns c into driver options.
+func (f *fixture) options(c config) wharf.Options {
+	if c.now == nil {
+		c.now = f.clock.Now
 	}
-	ob, err := f.h.NewOutbox(db, cfg)
-	require.NoError(f.t, err, "Harness.NewOutbox")
-	require.NotNil(f.t, ob, "Harness.NewOutbox returned a nil outbox")
-	return ob
+	return wharf.Options{
+		Outbox:      wharf.OutboxOptions{TableName: c.outboxTable, DefaultMaxAttempts: c.defaultMaxAttempts},
+		Idempotency: wharf.IdempotencyOptions{TableName: c.idemTable, TTL: c.ttl, Lease: c.lease},
+		Now:         c.now,
+	}
+}
+
+// newDriver returns the harness's driver on the fixture's database, or its
+// error; a driver is closed when the test ends.
+func (f *fixture) newDriver(c config) (*wharf.Driver, error) {
+	drv, err := f.h.NewDriver(f.db, f.options(c))
+	if err == nil {
+		f.t.Cleanup(func() { _ = drv.Close() })
+	}
+	return drv, err
+}
+
+// driver is newDriver that fails the test on an error.
+func (f *fixture) driver(c config) *wharf.Driver {
+	f.t.Helper()
+	drv, err := f.newDriver(c)
+	require.NoError(f.t, err, "Harness.NewDriver")
+	require.NotNil(f.t, drv, "Harness.NewDriver returned a nil driver")
+	return drv
+}
+
+// outbox builds an outbox on db (the root or a transaction) with the fake
+// clock.
+func (f *fixture) outbox(db bun.IDB) wharf.Outbox {
+	f.t.Helper()
+	return f.outboxWith(db, config{})
+}
+
+// outboxWith builds an outbox on db with c.
+func (f *fixture) outboxWith(db bun.IDB, c config) wharf.Outbox {
+	f.t.Helper()
+	drv := f.driver(c)
+	if db == bun.IDB(f.db) {
+		return drv.Outbox()
+	}
+	return drv.Bind(db).Outbox
 }
 
 // idemConfig is the idempotency configuration of the tests: the fake clock
 // and explicit defaults.
-func (f *fixture) idemConfig() IdempotencyConfig {
-	return IdempotencyConfig{Now: f.clock.Now, Lease: time.Minute, TTL: 24 * time.Hour}
+func (f *fixture) idemConfig() config {
+	return config{lease: time.Minute, ttl: 24 * time.Hour}
 }
 
 // idempotency builds an idempotency store on db with the fake clock.
@@ -114,24 +156,44 @@ func (f *fixture) idempotency(db bun.IDB) ports.Idempotency {
 	return f.idempotencyWith(db, f.idemConfig())
 }
 
-func (f *fixture) idempotencyWith(db bun.IDB, cfg IdempotencyConfig) ports.Idempotency {
+func (f *fixture) idempotencyWith(db bun.IDB, c config) ports.Idempotency {
 	f.t.Helper()
-	store, err := f.h.NewIdempotency(db, cfg)
-	require.NoError(f.t, err, "Harness.NewIdempotency")
-	require.NotNil(f.t, store, "Harness.NewIdempotency returned a nil store")
-	return store
+	drv := f.driver(c)
+	if db == bun.IDB(f.db) {
+		return drv.Idempotency()
+	}
+	return drv.Bind(db).Idempotency
+}
+
+// txPorts are the suite's transaction-scoped ports.
+type txPorts struct {
+	// DB is the transaction handle.
+	DB bun.IDB
+	// Events is the unit of work's after-commit recorder (Tx.AfterCommit).
+	Events ports.EventRecorder
+	// Outbox and Idempotency are bound to the transaction.
+	Outbox      wharf.Outbox
+	Idempotency ports.Idempotency
+}
+
+// uowConfig configures a unit of work of the tests.
+type uowConfig struct {
+	// driver is the driver's configuration (clock, tables).
+	driver      config
+	eventBus    ports.EventBus
+	maxAttempts int
 }
 
 // unitOfWork builds a unit of work on the fixture's database. The returned
 // counter counts the calls of the build function (one per transaction).
-func (f *fixture) unitOfWork(cfg UnitOfWorkConfig) (ports.UnitOfWork[TxPorts], *atomic.Int64) {
+func (f *fixture) unitOfWork(c uowConfig) (ports.UnitOfWork[txPorts], *atomic.Int64) {
 	f.t.Helper()
 	builds := new(atomic.Int64)
-	uow := f.h.NewUnitOfWork(f.db, cfg, func(tx bun.IDB, events ports.EventRecorder) (TxPorts, error) {
+	uow, err := wharf.NewUnitOfWork(f.driver(c.driver), func(tx wharf.Tx) (txPorts, error) {
 		builds.Add(1)
-		return TxPorts{DB: tx, Events: events}, nil
-	})
-	require.NotNil(f.t, uow, "Harness.NewUnitOfWork returned nil")
+		return txPorts{DB: tx.DB, Events: tx.AfterCommit, Outbox: tx.Outbox, Idempotency: tx.Idempotency}, nil
+	}, wharf.UnitOfWorkOptions{EventBus: c.eventBus, MaxAttempts: c.maxAttempts})
+	require.NoError(f.t, err, "wharf.NewUnitOfWork")
 	return uow, builds
 }
 
@@ -274,7 +336,7 @@ func recordIDs(recs []ports.OutboxRecord) []string {
 	return ids
 }
 
-func (f *fixture) list(ob Outbox, filter ports.OutboxFilter) []ports.OutboxRecord {
+func (f *fixture) list(ob wharf.Outbox, filter ports.OutboxFilter) []ports.OutboxRecord {
 	f.t.Helper()
 	recs, err := ob.List(f.ctx, filter)
 	require.NoError(f.t, err, "List")
@@ -282,13 +344,13 @@ func (f *fixture) list(ob Outbox, filter ports.OutboxFilter) []ports.OutboxRecor
 }
 
 // listAll lists every stored message.
-func (f *fixture) listAll(ob Outbox) []ports.OutboxRecord {
+func (f *fixture) listAll(ob wharf.Outbox) []ports.OutboxRecord {
 	f.t.Helper()
 	return f.list(ob, ports.OutboxFilter{Limit: 1000})
 }
 
 // record returns the stored message with this ID.
-func (f *fixture) record(ob Outbox, id string) ports.OutboxRecord {
+func (f *fixture) record(ob wharf.Outbox, id string) ports.OutboxRecord {
 	f.t.Helper()
 	for _, r := range f.listAll(ob) {
 		if r.ID == id {
@@ -299,7 +361,7 @@ func (f *fixture) record(ob Outbox, id string) ports.OutboxRecord {
 	return ports.OutboxRecord{}
 }
 
-func (f *fixture) stats(ob Outbox) ports.OutboxStats {
+func (f *fixture) stats(ob wharf.Outbox) ports.OutboxStats {
 	f.t.Helper()
 	st, err := ob.Stats(f.ctx)
 	require.NoError(f.t, err, "Stats")

@@ -8,8 +8,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/uptrace/bun"
 
+	"github.com/wharf-go/wharf"
+	"github.com/wharf-go/wharf/core"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -29,6 +30,8 @@ func unitOfWorkTests() []testCase {
 		{"DoesNotRetryNonRetryableError", testUoWNoRetryOnOtherErrors},
 		{"NestedTransactionJoinsOuterAndRollsBackWithIt", testUoWNestedRollback},
 		{"NestedTransactionCommitsAndPublishesWithOuter", testUoWNestedCommit},
+		{"OutboxEventsCommitWithTheTransactionAtTheDriversTime", testUoWOutboxEvents},
+		{"AfterCommitOutsideAUnitOfWorkIsRefused", testUoWAfterCommitOutside},
 	}
 }
 
@@ -36,6 +39,15 @@ var (
 	errConfRollback = errors.New("conformance: fn asks for a rollback")
 	errConfConflict = errors.New("conformance: simulated conflict")
 )
+
+// txUnitOfWork builds a unit of work on drv whose transactions hand out
+// the driver's whole wharf.Tx (Events, AfterCommit, Outbox, Idempotency).
+func (f *fixture) txUnitOfWork(drv *wharf.Driver, opts wharf.UnitOfWorkOptions) ports.UnitOfWork[wharf.Tx] {
+	f.t.Helper()
+	uow, err := wharf.NewUnitOfWork(drv, func(tx wharf.Tx) (wharf.Tx, error) { return tx, nil }, opts)
+	require.NoError(f.t, err, "wharf.NewUnitOfWork")
+	return uow
+}
 
 // event returns a valid event named name with payload {"n":n}.
 func event(name string, n int) ports.Event {
@@ -45,11 +57,11 @@ func event(name string, n int) ports.Event {
 func testUoWCommits(t *testing.T, h Harness) {
 	f := setup(t, h)
 	f.createItems()
-	uow, builds := f.unitOfWork(UnitOfWorkConfig{})
+	uow, builds := f.unitOfWork(uowConfig{})
 
 	calls := 0
 	var inside int
-	err := uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
+	err := uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
 		calls++
 		if err := insertItem(ctx, tx.DB, "a", "alpha"); err != nil {
 			return err
@@ -72,10 +84,10 @@ func testUoWRollsBackOnError(t *testing.T, h Harness) {
 	f := setup(t, h)
 	f.createItems()
 	bus := &recordingBus{}
-	uow, _ := f.unitOfWork(UnitOfWorkConfig{EventBus: bus})
+	uow, _ := f.unitOfWork(uowConfig{eventBus: bus})
 
 	calls := 0
-	err := uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
+	err := uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
 		calls++
 		if err := insertItem(ctx, tx.DB, "a", "alpha"); err != nil {
 			return err
@@ -97,12 +109,12 @@ func testUoWRollsBackOnPanic(t *testing.T, h Harness) {
 	f := setup(t, h)
 	f.createItems()
 	bus := &recordingBus{}
-	uow, _ := f.unitOfWork(UnitOfWorkConfig{EventBus: bus, MaxAttempts: 3})
+	uow, _ := f.unitOfWork(uowConfig{eventBus: bus, maxAttempts: 3})
 
 	const panicValue = "conformance: boom"
 	calls := 0
 	require.PanicsWithValue(t, panicValue, func() {
-		_ = uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
+		_ = uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
 			calls++
 			if err := insertItem(ctx, tx.DB, "a", "alpha"); err != nil {
 				return err
@@ -119,7 +131,7 @@ func testUoWRollsBackOnPanic(t *testing.T, h Harness) {
 	require.Zero(t, busCalls, "nothing is published after a panic")
 
 	// The connection is usable again: a later transaction commits.
-	require.NoError(t, uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
+	require.NoError(t, uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
 		return insertItem(ctx, tx.DB, "b", "beta")
 	}))
 	require.Equal(t, []string{"b"}, f.items())
@@ -128,9 +140,9 @@ func testUoWRollsBackOnPanic(t *testing.T, h Harness) {
 func testUoWBuildsPerTransaction(t *testing.T, h Harness) {
 	f := setup(t, h)
 	f.createItems()
-	uow, builds := f.unitOfWork(UnitOfWorkConfig{})
+	uow, builds := f.unitOfWork(uowConfig{})
 	for i := range 3 {
-		require.NoError(t, uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
+		require.NoError(t, uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
 			if tx.DB == nil || tx.Events == nil {
 				return errors.New("build received a nil transaction or recorder")
 			}
@@ -145,11 +157,12 @@ func testUoWBuildError(t *testing.T, h Harness) {
 	f := setup(t, h)
 	f.createItems()
 	errBuild := errors.New("conformance: build failed")
-	uow := h.NewUnitOfWork(f.db, UnitOfWorkConfig{MaxAttempts: 3}, func(tx bun.IDB, events ports.EventRecorder) (TxPorts, error) {
-		return TxPorts{}, errBuild
-	})
+	uow, err := wharf.NewUnitOfWork(f.driver(config{}), func(wharf.Tx) (txPorts, error) {
+		return txPorts{}, errBuild
+	}, wharf.UnitOfWorkOptions{MaxAttempts: 3})
+	require.NoError(t, err, "wharf.NewUnitOfWork")
 	calls := 0
-	err := uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
+	err = uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
 		calls++
 		return nil
 	})
@@ -157,8 +170,8 @@ func testUoWBuildError(t *testing.T, h Harness) {
 	require.Zero(t, calls, "fn does not run without its ports")
 
 	// The failed transaction released its connection.
-	ok, _ := f.unitOfWork(UnitOfWorkConfig{})
-	require.NoError(t, ok.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
+	ok, _ := f.unitOfWork(uowConfig{})
+	require.NoError(t, ok.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
 		return insertItem(ctx, tx.DB, "a", "alpha")
 	}))
 	require.Equal(t, []string{"a"}, f.items())
@@ -180,13 +193,13 @@ func testUoWPublishesAfterCommit(t *testing.T, h Harness) {
 		}
 		return nil
 	}
-	uow, _ := f.unitOfWork(UnitOfWorkConfig{EventBus: bus})
+	uow, _ := f.unitOfWork(uowConfig{eventBus: bus})
 
 	occurred := time.Date(2029, 5, 6, 7, 8, 9, 123456000, time.UTC)
 	explicit := ports.Event{ID: "conf-event-explicit", Name: "conf.third", Payload: raw(`{"n":3}`),
 		Headers: map[string]string{"tenant": "t1"}, OccurredAt: occurred}
 	var callsDuringFn int
-	err := uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
+	err := uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
 		if err := insertItem(ctx, tx.DB, "a", "alpha"); err != nil {
 			return err
 		}
@@ -224,10 +237,10 @@ func testUoWPublishFailure(t *testing.T, h Harness) {
 	f := setup(t, h)
 	f.createItems()
 	bus := &recordingBus{err: errors.New("conformance: broker down")}
-	uow, _ := f.unitOfWork(UnitOfWorkConfig{EventBus: bus, MaxAttempts: 3})
+	uow, _ := f.unitOfWork(uowConfig{eventBus: bus, maxAttempts: 3})
 
 	calls := 0
-	err := uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
+	err := uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
 		calls++
 		if err := insertItem(ctx, tx.DB, "a", "alpha"); err != nil {
 			return err
@@ -243,7 +256,7 @@ func testUoWRejectsInvalidEvents(t *testing.T, h Harness) {
 	f := setup(t, h)
 	f.createItems()
 	bus := &recordingBus{}
-	uow, _ := f.unitOfWork(UnitOfWorkConfig{EventBus: bus})
+	uow, _ := f.unitOfWork(uowConfig{eventBus: bus})
 
 	invalid := map[string]ports.Event{
 		"EmptyName":      {Payload: raw(`{}`)},
@@ -251,7 +264,7 @@ func testUoWRejectsInvalidEvents(t *testing.T, h Harness) {
 		"InvalidPayload": {Name: "conf.invalid", Payload: raw(`{"n":`)},
 	}
 	var errs = map[string]error{}
-	err := uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
+	err := uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
 		for name, ev := range invalid {
 			errs[name] = tx.Events.Record(ctx, event("conf.valid-in-bad-batch", 1), ev)
 		}
@@ -274,11 +287,11 @@ func testUoWRetries(t *testing.T, h Harness) {
 	f := setup(t, h)
 	f.createItems()
 	bus := &recordingBus{}
-	uow, builds := f.unitOfWork(UnitOfWorkConfig{EventBus: bus, MaxAttempts: 3})
+	uow, builds := f.unitOfWork(uowConfig{eventBus: bus, maxAttempts: 3})
 
 	attempt := 0
 	var visibleInSecond int
-	err := uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
+	err := uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
 		attempt++
 		if err := insertItem(ctx, tx.DB, fmt.Sprintf("attempt-%d", attempt), "x"); err != nil {
 			return err
@@ -307,10 +320,10 @@ func testUoWGivesUp(t *testing.T, h Harness) {
 	f := setup(t, h)
 	f.createItems()
 	bus := &recordingBus{}
-	uow, _ := f.unitOfWork(UnitOfWorkConfig{EventBus: bus, MaxAttempts: 3})
+	uow, _ := f.unitOfWork(uowConfig{eventBus: bus, maxAttempts: 3})
 
 	attempt := 0
-	err := uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
+	err := uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
 		attempt++
 		if err := insertItem(ctx, tx.DB, fmt.Sprintf("attempt-%d", attempt), "x"); err != nil {
 			return err
@@ -331,10 +344,10 @@ func testUoWGivesUp(t *testing.T, h Harness) {
 func testUoWMaxAttemptsOne(t *testing.T, h Harness) {
 	f := setup(t, h)
 	f.createItems()
-	uow, _ := f.unitOfWork(UnitOfWorkConfig{MaxAttempts: 1})
+	uow, _ := f.unitOfWork(uowConfig{maxAttempts: 1})
 
 	calls := 0
-	err := uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
+	err := uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
 		calls++
 		if err := insertItem(ctx, tx.DB, "a", "alpha"); err != nil {
 			return err
@@ -350,10 +363,10 @@ func testUoWMaxAttemptsOne(t *testing.T, h Harness) {
 func testUoWNoRetryOnOtherErrors(t *testing.T, h Harness) {
 	f := setup(t, h)
 	f.createItems()
-	uow, builds := f.unitOfWork(UnitOfWorkConfig{MaxAttempts: 5})
+	uow, builds := f.unitOfWork(uowConfig{maxAttempts: 5})
 
 	calls := 0
-	err := uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
+	err := uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
 		calls++
 		if err := insertItem(ctx, tx.DB, "a", "alpha"); err != nil {
 			return err
@@ -371,15 +384,15 @@ func testUoWNestedRollback(t *testing.T, h Harness) {
 	f := setup(t, h)
 	f.createItems()
 	bus := &recordingBus{}
-	uow, builds := f.unitOfWork(UnitOfWorkConfig{EventBus: bus})
+	uow, builds := f.unitOfWork(uowConfig{eventBus: bus})
 
 	innerCalls := 0
 	var seenByInner, seenByOuter int
-	err := uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
+	err := uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
 		if err := insertItem(ctx, tx.DB, "outer", "o"); err != nil {
 			return err
 		}
-		err := uow.Transaction(ctx, func(ctx context.Context, inner TxPorts) error {
+		err := uow.Transaction(ctx, func(ctx context.Context, inner txPorts) error {
 			innerCalls++
 			var err error
 			if seenByInner, err = countItems(ctx, inner.DB); err != nil {
@@ -412,17 +425,17 @@ func testUoWNestedCommit(t *testing.T, h Harness) {
 	f := setup(t, h)
 	f.createItems()
 	bus := &recordingBus{}
-	uow, builds := f.unitOfWork(UnitOfWorkConfig{EventBus: bus})
+	uow, builds := f.unitOfWork(uowConfig{eventBus: bus})
 
 	var callsAfterInner int
-	err := uow.Transaction(f.ctx, func(ctx context.Context, tx TxPorts) error {
+	err := uow.Transaction(f.ctx, func(ctx context.Context, tx txPorts) error {
 		if err := insertItem(ctx, tx.DB, "outer", "o"); err != nil {
 			return err
 		}
 		if err := tx.Events.Record(ctx, event("conf.outer", 1)); err != nil {
 			return err
 		}
-		err := uow.Transaction(ctx, func(ctx context.Context, inner TxPorts) error {
+		err := uow.Transaction(ctx, func(ctx context.Context, inner txPorts) error {
 			if err := inner.Events.Record(ctx, event("conf.inner", 2)); err != nil {
 				return err
 			}
@@ -441,4 +454,73 @@ func testUoWNestedCommit(t *testing.T, h Harness) {
 	require.Len(t, events, 2, "both transactions' events are published once, after the outer commit")
 	require.Equal(t, "conf.outer", events[0].Name)
 	require.Equal(t, "conf.inner", events[1].Name)
+}
+
+// testUoWOutboxEvents records events through Tx.Events, the outbox-backed
+// recorder: they roll back with a failed transaction, and commit with a
+// successful one as claimable event messages whose OccurredAt is the
+// driver's clock (Options.Now), not the real time.
+func testUoWOutboxEvents(t *testing.T, h Harness) {
+	f := setup(t, h)
+	f.createItems()
+	drv := f.driver(config{})
+	uow := f.txUnitOfWork(drv, wharf.UnitOfWorkOptions{})
+	f.clock.Advance(time.Hour) // the recording time differs from clockStart
+
+	err := uow.Transaction(f.ctx, func(ctx context.Context, tx wharf.Tx) error {
+		if err := tx.Events.Record(ctx, event("conf.rolled-back", 1)); err != nil {
+			return err
+		}
+		return errConfRollback
+	})
+	require.ErrorIs(t, err, errConfRollback)
+	ob := drv.Outbox()
+	require.Empty(t, f.listAll(ob), "the events of a rolled-back transaction are gone")
+
+	recordedAt := f.clock.Now()
+	explicit := ports.Event{ID: "conf-outbox-event", Name: "conf.outbox.second", Payload: raw(`{"n":2}`),
+		Headers: map[string]string{"tenant": "t1"}}
+	require.NoError(t, uow.Transaction(f.ctx, func(ctx context.Context, tx wharf.Tx) error {
+		if err := insertItem(ctx, tx.DB, "a", "alpha"); err != nil {
+			return err
+		}
+		return tx.Events.Record(ctx, event("conf.outbox.first", 1), explicit)
+	}))
+	require.Equal(t, []string{"a"}, f.items())
+	f.clock.Advance(time.Minute) // a later claim: OccurredAt stays the recording time
+
+	msgs := f.claim(ob, 10)
+	require.Len(t, msgs, 2, "both events committed and are claimable")
+	require.Equal(t, []string{"conf.outbox.first", "conf.outbox.second"}, []string{msgs[0].Topic, msgs[1].Topic},
+		"in recording order, the event name as topic")
+	require.Equal(t, "conf-outbox-event", msgs[1].ID, "the event ID is the message ID")
+	require.Regexp(t, uuidV7, msgs[0].ID, "an event without ID gets a UUIDv7")
+	for _, m := range msgs {
+		require.Equal(t, ports.KindEvent, m.Kind)
+		require.Equal(t, core.FormatTime(recordedAt), m.Headers[core.HeaderOccurredAt],
+			"message %s: OccurredAt is stored from the driver's clock", m.ID)
+		ev := core.EventFromMessage(m)
+		requireTime(t, recordedAt, ev.OccurredAt, "message %s: OccurredAt is the driver's clock, not the real time", m.ID)
+	}
+	require.JSONEq(t, `{"n":1}`, string(msgs[0].Payload))
+	require.Equal(t, map[string]string{"tenant": "t1"}, core.EventFromMessage(msgs[1]).Headers, "the event's own headers travel too")
+	require.NoError(t, ob.Complete(f.ctx, msgs[0].Claim(), msgs[1].Claim()))
+	require.Empty(t, f.listAll(ob))
+}
+
+// testUoWAfterCommitOutside: only a unit of work publishes after commit,
+// so the AfterCommit recorder of a Tx made by Bind refuses every event
+// rather than dropping it.
+func testUoWAfterCommitOutside(t *testing.T, h Harness) {
+	f := setup(t, h)
+	drv := f.driver(config{})
+	err := drv.Bind(f.db).AfterCommit.Record(f.ctx, event("conf.after-commit", 1))
+	require.ErrorIs(t, err, ports.ErrInvalidArgument, "AfterCommit of Bind on the pool")
+
+	tx, err := f.db.BeginTx(f.ctx, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback() })
+	err = drv.Bind(tx).AfterCommit.Record(f.ctx, event("conf.after-commit", 2))
+	require.ErrorIs(t, err, ports.ErrInvalidArgument, "AfterCommit of Bind on the application's own transaction")
+	require.NoError(t, tx.Rollback())
 }

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"reflect"
 	"sync"
+
+	"github.com/wharf-go/wharf/ports"
 )
 
 // Provider is a unit of application wiring: it starts resources (a database
@@ -52,7 +54,8 @@ func (p ProviderFuncs) Stop(ctx context.Context, app *App) error {
 
 // AppOptions configures an App. The zero value is valid.
 type AppOptions struct {
-	// Logger receives lifecycle logs; nil discards them.
+	// Logger receives lifecycle logs (debug and info only); nil discards
+	// them.
 	Logger *slog.Logger
 }
 
@@ -91,14 +94,14 @@ func (a *App) Register(providers ...Provider) error {
 	}
 	for _, p := range providers {
 		if p == nil {
-			return fmt.Errorf("core: register: nil provider: %w", errInvalid)
+			return fmt.Errorf("core: register: nil provider: %w", ports.ErrInvalidArgument)
 		}
 		if p.Name() == "" {
-			return fmt.Errorf("core: register: provider %T has an empty name: %w", p, errInvalid)
+			return fmt.Errorf("core: register: provider %T has an empty name: %w", p, ports.ErrInvalidArgument)
 		}
 		for _, q := range a.providers {
 			if q.Name() == p.Name() {
-				return fmt.Errorf("core: register: provider %q registered twice: %w", p.Name(), errInvalid)
+				return fmt.Errorf("core: register: provider %q registered twice: %w", p.Name(), ports.ErrInvalidArgument)
 			}
 		}
 		a.providers = append(a.providers, p)
@@ -169,15 +172,15 @@ func (a *App) stopStarted(ctx context.Context) error {
 // is already taken is an error.
 func (a *App) SetPort(name string, value any) error {
 	if name == "" {
-		return fmt.Errorf("core: set port: empty name: %w", errInvalid)
+		return fmt.Errorf("core: set port: empty name: %w", ports.ErrInvalidArgument)
 	}
 	if value == nil {
-		return fmt.Errorf("core: set port %q: nil value: %w", name, errInvalid)
+		return fmt.Errorf("core: set port %q: nil value: %w", name, ports.ErrInvalidArgument)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if old, ok := a.ports[name]; ok {
-		return fmt.Errorf("core: set port %q: already installed (a %T): %w", name, old, errInvalid)
+		return fmt.Errorf("core: set port %q: already installed (a %T): %w", name, old, ports.ErrInvalidArgument)
 	}
 	a.ports[name] = value
 	return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/wharf-go/wharf/internal/check"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -13,36 +14,18 @@ import (
 // (in TimeFormat) through the outbox.
 const HeaderOccurredAt = "wharf-occurred-at"
 
-// PrepareEvent validates ev and fills its defaults in place: an ID (UUIDv7)
-// and OccurredAt (now) when empty.
-func PrepareEvent(ev *ports.Event, now time.Time) error {
-	if ev.Name == "" {
-		return Invalidf("event has an empty Name; give every event a name such as \"order.placed\"")
-	}
-	if len(ev.Payload) == 0 {
-		return Invalidf("event %q has no payload; use a JSON value (at least {} or null)", ev.Name)
-	}
-	if !json.Valid(ev.Payload) {
-		return Invalidf("event %q payload is not valid JSON", ev.Name)
-	}
-	if ev.ID == "" {
-		ev.ID = NewID()
-	}
-	if ev.OccurredAt.IsZero() {
-		ev.OccurredAt = now
-	}
-	return nil
-}
-
-// OutboxEventRecorderOptions configures an OutboxEventRecorder.
+// OutboxEventRecorderOptions configures an OutboxEventRecorder. The zero
+// value means: no ordering key, the outbox's default MaxAttempts, the real
+// clock.
 type OutboxEventRecorderOptions struct {
 	// Key, when set, derives each message's ordering key from its event
-	// (for example the aggregate ID, so one aggregate's events stay in order).
+	// (for example the aggregate ID, so one aggregate's events stay in
+	// order).
 	Key func(ports.Event) string
 	// MaxAttempts for the messages; zero means the outbox's default.
 	MaxAttempts int
 	// Now is the clock for OccurredAt defaults; nil means time.Now.
-	Now Clock
+	Now func() time.Time
 }
 
 // OutboxEventRecorder is an EventRecorder that turns events into outbox
@@ -54,13 +37,13 @@ type OutboxEventRecorder struct {
 	opts   OutboxEventRecorderOptions
 }
 
-// NewOutboxEventRecorder returns a recorder writing to outbox.
-func NewOutboxEventRecorder(outbox ports.Outbox, opts ...OutboxEventRecorderOptions) *OutboxEventRecorder {
-	r := &OutboxEventRecorder{outbox: outbox}
-	if len(opts) > 0 {
-		r.opts = opts[0]
+// NewOutboxEventRecorder returns a recorder writing to outbox. A nil outbox
+// is an error matching ports.ErrInvalidArgument.
+func NewOutboxEventRecorder(outbox ports.Outbox, opts OutboxEventRecorderOptions) (*OutboxEventRecorder, error) {
+	if outbox == nil {
+		return nil, check.Invalidf("core: new outbox event recorder: nil outbox")
 	}
-	return r
+	return &OutboxEventRecorder{outbox: outbox, opts: opts}, nil
 }
 
 // Record validates all events, then enqueues them in one batch; an invalid
@@ -69,11 +52,11 @@ func (r *OutboxEventRecorder) Record(ctx context.Context, events ...ports.Event)
 	if len(events) == 0 {
 		return nil
 	}
-	now := r.opts.Now.Now()
+	now := Clock(r.opts.Now).Now()
 	msgs := make([]ports.OutboxMessage, len(events))
 	for i := range events {
 		ev := events[i]
-		if err := PrepareEvent(&ev, now); err != nil {
+		if err := check.Event(&ev, now); err != nil {
 			return fmt.Errorf("record event %d: %w", i, err)
 		}
 		headers := make(map[string]string, len(ev.Headers)+1)
@@ -129,20 +112,30 @@ type EventType[P any] struct {
 	name string
 }
 
-// DefineEvent defines an event type. It panics on an empty name (a
-// programming error caught at init).
+// DefineEvent defines an event type named name (the outbox topic). It never
+// fails: an empty name is reported by every use of the definition (Record,
+// New and the relay's HandleEvent return errors matching
+// ports.ErrInvalidArgument), so a package-level definition cannot crash a
+// program at init.
 func DefineEvent[P any](name string) EventType[P] {
-	if name == "" {
-		panic("core: DefineEvent: empty event name")
-	}
 	return EventType[P]{name: name}
 }
 
 // Name returns the event name (the outbox topic).
 func (e EventType[P]) Name() string { return e.name }
 
+func (e EventType[P]) valid() error {
+	if e.name == "" {
+		return check.Invalidf("event type defined with an empty name; pass DefineEvent a name such as \"order.placed\"")
+	}
+	return nil
+}
+
 // New builds an event carrying payload.
 func (e EventType[P]) New(payload P) (ports.Event, error) {
+	if err := e.valid(); err != nil {
+		return ports.Event{}, err
+	}
 	raw, err := json.Marshal(payload)
 	if err != nil {
 		return ports.Event{}, fmt.Errorf("event %q: encode payload: %w", e.name, err)
@@ -163,7 +156,7 @@ func (e EventType[P]) Record(ctx context.Context, rec ports.EventRecorder, paylo
 func (e EventType[P]) Decode(ev ports.Event) (P, error) {
 	var p P
 	if ev.Name != e.name {
-		return p, Invalidf("event %q cannot be decoded as %q", ev.Name, e.name)
+		return p, check.Invalidf("event %q cannot be decoded as %q", ev.Name, e.name)
 	}
 	return e.DecodePayload(ev.Payload)
 }

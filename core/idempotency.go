@@ -8,85 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/wharf-go/wharf/ports"
 )
-
-// MaxKeyLength bounds outbox topics and keys and idempotency namespaces,
-// keys, scope keys and fingerprints, in characters. Every dialect enforces
-// the same limit in Go before writing, so nothing is ever truncated.
-const MaxKeyLength = 255
-
-// ScopeKey canonicalises an idempotency scope: a JSON object with sorted
-// keys, or "" for an empty scope. Equal maps always give equal keys.
-func ScopeKey(scope map[string]string) (string, error) {
-	if len(scope) == 0 {
-		return "", nil
-	}
-	b, err := json.Marshal(scope) // encoding/json sorts map keys
-	if err != nil {
-		return "", fmt.Errorf("idempotency scope: %w", err)
-	}
-	return string(b), nil
-}
-
-// CheckLength checks a value that is stored in a bounded text column (an
-// outbox topic, key or ID; an idempotency namespace, key, scope key or
-// fingerprint): at most MaxKeyLength characters, valid UTF-8 and no NUL
-// byte. PostgreSQL cannot store NUL in text and MySQL drivers may drop it,
-// so the dialects would disagree; every dialect refuses it instead. The
-// error wraps ports.ErrInvalidArgument and names what.
-func CheckLength(what, v string) error {
-	if n := utf8.RuneCountInString(v); n > MaxKeyLength {
-		return Invalidf("%s is %d characters; the limit is %d (use a shorter value or a hash of it)", what, n, MaxKeyLength)
-	}
-	if !utf8.ValidString(v) {
-		return Invalidf("%s is not valid UTF-8", what)
-	}
-	if i := strings.IndexByte(v, 0); i >= 0 {
-		return Invalidf("%s contains a NUL byte at offset %d; databases cannot store it the same way (remove it, or encode the value)", what, i)
-	}
-	return nil
-}
-
-// ValidateIdempotencyKey checks a key and returns its canonical scope key.
-func ValidateIdempotencyKey(k ports.IdempotencyKey) (string, error) {
-	if k.Namespace == "" {
-		return "", Invalidf("idempotency namespace is empty; name the operation, e.g. \"orders.create\"")
-	}
-	if k.Key == "" {
-		return "", Invalidf("idempotency key is empty")
-	}
-	if err := CheckLength("idempotency namespace", k.Namespace); err != nil {
-		return "", err
-	}
-	if err := CheckLength("idempotency key", k.Key); err != nil {
-		return "", err
-	}
-	scopeKey, err := ScopeKey(k.Scope)
-	if err != nil {
-		return "", err
-	}
-	if err := CheckLength("idempotency scope", scopeKey); err != nil {
-		return "", err
-	}
-	return scopeKey, nil
-}
-
-// StorageKey derives the fixed-length (64 hex characters) unique key under
-// which a (namespace, key, scope) record is stored.
-func StorageKey(namespace, key, scopeKey string) string {
-	h := sha256.New()
-	for _, s := range []string{namespace, key, scopeKey} {
-		var n [8]byte
-		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
-		h.Write(n[:])
-		h.Write([]byte(s))
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
 
 // Fingerprint hashes the parts of a request (for example method, path and
 // body) into a fingerprint for ReserveRequest. Parts are length-prefixed, so

@@ -3,6 +3,8 @@ package core
 import (
 	"fmt"
 	"time"
+
+	"github.com/wharf-go/wharf/ports"
 )
 
 // TimeFormat is the storage format of every wharf timestamp: ISO-8601, UTC,
@@ -18,9 +20,9 @@ func FormatTime(t time.Time) string {
 // ParseTime parses a TimeFormat string. It rejects anything else (other
 // widths, offsets) so a corrupted or foreign value is noticed.
 //
-// Well-formed values are parsed by hand (the claim path parses several per
-// row, and time.Parse costs about four times more); anything else takes
-// time.Parse, for the same result or the same error.
+// Well-formed values are parsed by hand, since the claim path parses
+// several per row; anything else takes time.Parse, for the same result or
+// the same error.
 func ParseTime(s string) (time.Time, error) {
 	if t, ok := parseTimeFast(s); ok {
 		return t, nil
@@ -69,7 +71,7 @@ func digits(s string, from, to int) (int, bool) {
 // parseTimeSlow is ParseTime through time.Parse.
 func parseTimeSlow(s string) (time.Time, error) {
 	if len(s) != len(TimeFormat) {
-		return time.Time{}, fmt.Errorf("core: parse time %q: want fixed-width %s: %w", s, TimeFormat, errInvalid)
+		return time.Time{}, fmt.Errorf("core: parse time %q: want fixed-width %s: %w", s, TimeFormat, ports.ErrInvalidArgument)
 	}
 	t, err := time.Parse(TimeFormat, s)
 	if err != nil {

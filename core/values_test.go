@@ -1,7 +1,9 @@
 package core_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"regexp"
 	"sort"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wharf-go/wharf/core"
@@ -50,101 +53,87 @@ func TestParseTimeRejectsOtherFormats(t *testing.T) {
 	}
 }
 
-func TestValidateIdentifier(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name string
-		in   string
-		ok   bool
-	}{
-		{"PlainTable", "outbox_messages", true},
-		{"SchemaQualified", "app.outbox", true},
-		{"LeadingUnderscore", "_x1", true},
-		{"Empty", "", false},
-		{"Space", "bad name", false},
-		{"Injection", "x;drop table y", false},
-		{"Quote", `x"y`, false},
-		{"LeadingDigit", "1abc", false},
-		{"ThreeParts", "a.b.c", false},
-		{"EmptyPart", "a.", false},
-		{"TooLong", strings.Repeat("a", 64), false},
-		{"NonASCII", "tablé", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			err := core.ValidateIdentifier(tt.in)
-			if tt.ok {
-				require.NoError(t, err)
-				return
-			}
-			require.ErrorIs(t, err, ports.ErrInvalidArgument)
-		})
-	}
-}
-
 var uuidV7 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
+// TestNewIDIsUUIDv7AndStrictlyIncreasing: IDs are UUIDv7 (version and
+// variant bits, a current millisecond timestamp) and strictly increasing
+// within the process: in a tight sequential loop (faster than the clock
+// ticks, so the sub-millisecond counter must carry), within each of many
+// concurrent goroutines, and across goroutines (no duplicates, and an ID
+// made after they finished sorts after all of theirs).
 func TestNewIDIsUUIDv7AndStrictlyIncreasing(t *testing.T) {
 	t.Parallel()
-	const goroutines, per = 8, 5000
-	var mu sync.Mutex
-	all := make([]string, 0, goroutines*per)
-	var wg sync.WaitGroup
-	for g := 0; g < goroutines; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			prev := ""
-			local := make([]string, per)
-			for i := range local {
-				id := core.NewID()
-				if !uuidV7.MatchString(id) {
-					t.Errorf("not a UUIDv7: %s", id)
-					return
-				}
-				if id <= prev {
-					t.Errorf("ids not increasing within a goroutine: %s after %s", id, prev)
-					return
-				}
-				prev, local[i] = id, id
+	checkV7 := func(t *testing.T, id string, notBefore, notAfter time.Time) {
+		t.Helper()
+		require.Regexp(t, uuidV7, id)
+		u, err := uuid.Parse(id)
+		require.NoError(t, err)
+		require.Equal(t, uuid.Version(7), u.Version())
+		require.Equal(t, uuid.RFC4122, u.Variant())
+		sec, nsec := u.Time().UnixTime()
+		at := time.Unix(sec, nsec)
+		require.False(t, at.Before(notBefore.Truncate(time.Millisecond)), "%s: timestamp %v before %v", id, at, notBefore)
+		require.False(t, at.After(notAfter), "%s: timestamp %v after %v", id, at, notAfter)
+	}
+
+	t.Run("Sequential", func(t *testing.T) {
+		t.Parallel()
+		const n = 50000
+		before := time.Now()
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = core.NewID()
+		}
+		// The counter may run a little ahead of the clock when it carries.
+		after := time.Now().Add(time.Second)
+		for i, id := range ids {
+			if i > 0 {
+				require.Greater(t, id, ids[i-1], "call %d", i)
 			}
-			mu.Lock()
-			all = append(all, local...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	seen := make(map[string]bool, len(all))
-	for _, id := range all {
-		require.False(t, seen[id], "duplicate id %s", id)
-		seen[id] = true
-	}
-	require.Len(t, core.NewToken(), 32)
-	require.NotEqual(t, core.NewToken(), core.NewToken())
-}
+		}
+		checkV7(t, ids[0], before, after)
+		checkV7(t, ids[n-1], before, after)
+	})
 
-func TestBackoff(t *testing.T) {
-	t.Parallel()
-	exact := core.Backoff{Initial: time.Second, Factor: 2, Max: 10 * time.Second, NoJitter: true}
-	for attempt, want := range map[int]time.Duration{0: time.Second, 1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 5: 10 * time.Second, 500: 10 * time.Second} {
-		require.Equal(t, want, exact.Delay(attempt), "attempt %d", attempt)
-	}
-	jittered := core.Backoff{Initial: time.Second, Jitter: 0.5, Max: time.Hour}
-	seen := map[time.Duration]bool{}
-	for i := 0; i < 200; i++ {
-		d := jittered.Delay(3)
-		require.GreaterOrEqual(t, d, 2*time.Second)
-		require.LessOrEqual(t, d, 6*time.Second)
-		seen[d] = true
-	}
-	require.Greater(t, len(seen), 1, "jitter varies the delay")
-	require.LessOrEqual(t, core.Backoff{Initial: time.Second, Max: 2 * time.Second, Jitter: 1}.Delay(10), 2*time.Second, "jitter never exceeds Max")
-
-	require.NoError(t, core.Backoff{}.Validate())
-	for _, bad := range []core.Backoff{{Initial: -1}, {Factor: 0.5}, {Initial: time.Hour, Max: time.Minute}, {Jitter: 2}} {
-		require.ErrorIs(t, bad.Validate(), ports.ErrInvalidArgument, "%+v", bad)
-	}
+	t.Run("Concurrent", func(t *testing.T) {
+		t.Parallel()
+		const goroutines, per = 16, 5000
+		before := time.Now()
+		var mu sync.Mutex
+		all := make([]string, 0, goroutines*per)
+		var wg sync.WaitGroup
+		for range goroutines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				local := make([]string, per)
+				for i := range local {
+					local[i] = core.NewID()
+					if i > 0 && local[i] <= local[i-1] {
+						t.Errorf("ids not increasing within a goroutine: %s after %s", local[i], local[i-1])
+						return
+					}
+				}
+				mu.Lock()
+				all = append(all, local...)
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		last := core.NewID()
+		after := time.Now().Add(time.Second)
+		require.Len(t, all, goroutines*per)
+		sort.Strings(all)
+		for i, id := range all {
+			if i > 0 {
+				require.NotEqual(t, all[i-1], id, "duplicate id")
+			}
+		}
+		require.Greater(t, last, all[len(all)-1], "an ID made after the goroutines finished sorts after all of theirs")
+		checkV7(t, all[0], before, after)
+		checkV7(t, all[len(all)-1], before, after)
+		checkV7(t, last, before, after)
+	})
 }
 
 type created struct {
@@ -167,62 +156,98 @@ func TestTypedEventsRoundTrip(t *testing.T) {
 	require.ErrorIs(t, err, ports.ErrInvalidArgument)
 	_, err = ev.DecodePayload(json.RawMessage(`{"id":`))
 	require.Error(t, err)
-	require.Panics(t, func() { core.DefineEvent[created]("") })
 }
 
-func TestPrepareEventValidatesAndFillsDefaults(t *testing.T) {
+// TestDefineEventWithEmptyNameFailsOnUse: DefineEvent never panics (a
+// package-level definition cannot crash a program at init); every use of
+// an unnamed definition is an error instead, and records nothing.
+func TestDefineEventWithEmptyNameFailsOnUse(t *testing.T) {
 	t.Parallel()
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	e := ports.Event{Name: "x", Payload: json.RawMessage(`{}`)}
-	require.NoError(t, core.PrepareEvent(&e, now))
-	require.True(t, uuidV7.MatchString(e.ID))
-	require.Equal(t, now, e.OccurredAt)
-	for _, bad := range []ports.Event{{Payload: json.RawMessage(`{}`)}, {Name: "x"}, {Name: "x", Payload: json.RawMessage(`{`)}} {
-		require.ErrorIs(t, core.PrepareEvent(&bad, now), ports.ErrInvalidArgument)
-	}
-}
+	var ev core.EventType[created]
+	require.NotPanics(t, func() { ev = core.DefineEvent[created]("") })
+	require.Empty(t, ev.Name())
 
-func TestScopeKeyAndFingerprint(t *testing.T) {
-	t.Parallel()
-	a, err := core.ScopeKey(map[string]string{"b": "2", "a": "1"})
-	require.NoError(t, err)
-	b, err := core.ScopeKey(map[string]string{"a": "1", "b": "2"})
-	require.NoError(t, err)
-	require.Equal(t, a, b)
-	empty, err := core.ScopeKey(nil)
-	require.NoError(t, err)
-	require.Equal(t, "", empty)
-	require.NotEqual(t, core.Fingerprint([]byte("ab"), []byte("c")), core.Fingerprint([]byte("a"), []byte("bc")))
-	require.NotEqual(t, core.StorageKey("n", "k", ""), core.StorageKey("n", "k", `{"a":"1"}`))
-	require.Len(t, core.StorageKey("n", "k", ""), 64)
-
-	_, err = core.ValidateIdempotencyKey(ports.IdempotencyKey{Namespace: "n", Key: strings.Repeat("é", 256)})
+	e, err := ev.New(created{ID: "1"})
 	require.ErrorIs(t, err, ports.ErrInvalidArgument)
-	_, err = core.ValidateIdempotencyKey(ports.IdempotencyKey{Namespace: "n", Key: strings.Repeat("é", 255)})
-	require.NoError(t, err)
+	require.ErrorContains(t, err, "empty name")
+	require.Equal(t, ports.Event{}, e)
+
+	recorded := 0
+	rec := ports.EventRecorderFunc(func(context.Context, ...ports.Event) error { recorded++; return nil })
+	err = ev.Record(context.Background(), rec, created{ID: "1"})
+	require.ErrorIs(t, err, ports.ErrInvalidArgument)
+	require.Zero(t, recorded, "nothing reaches the recorder")
 }
 
-func TestCheckLength(t *testing.T) {
+// enqueueOnly is a ports.Outbox that records what Enqueue receives; the
+// recorder calls nothing else.
+type enqueueOnly struct {
+	ports.Outbox
+	got []ports.OutboxMessage
+	err error
+}
+
+func (o *enqueueOnly) Enqueue(_ context.Context, msgs ...ports.OutboxMessage) ([]string, error) {
+	if o.err != nil {
+		return nil, o.err
+	}
+	o.got = append(o.got, msgs...)
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	return ids, nil
+}
+
+// TestOutboxEventRecorderValidatesAndFillsDefaults: the recorder (through
+// which events reach the outbox) gives events without one a UUIDv7 ID and
+// OccurredAt = now, stores them as event messages that EventFromMessage
+// turns back into the same event, and rejects an invalid event without
+// enqueueing any of the batch.
+func TestOutboxEventRecorderValidatesAndFillsDefaults(t *testing.T) {
 	t.Parallel()
-	cases := []struct {
-		name, value, wantErr string
-	}{
-		{"AcceptsTheLimit", strings.Repeat("é", 255), ""},
-		{"AcceptsEmpty", "", ""},
-		{"RejectsOneCharacterOver", strings.Repeat("é", 256), "topic is 256 characters; the limit is 255"},
-		{"RejectsInvalidUTF8", "a\xffb", "topic is not valid UTF-8"},
-		{"RejectsNUL", "ab\x00c", "topic contains a NUL byte at offset 2"},
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+	_, err := core.NewOutboxEventRecorder(nil, core.OutboxEventRecorderOptions{})
+	require.ErrorIs(t, err, ports.ErrInvalidArgument)
+
+	ob := &enqueueOnly{}
+	rec, err := core.NewOutboxEventRecorder(ob, core.OutboxEventRecorderOptions{
+		Now:         func() time.Time { return now },
+		MaxAttempts: 4,
+		Key:         func(e ports.Event) string { return "key-" + e.Name },
+	})
+	require.NoError(t, err)
+	require.NoError(t, rec.Record(ctx), "an empty batch is nothing to do")
+	require.Empty(t, ob.got)
+
+	require.NoError(t, rec.Record(ctx, ports.Event{Name: "x", Payload: json.RawMessage(`{}`), Headers: map[string]string{"h": "v"}}))
+	require.Len(t, ob.got, 1)
+	m := ob.got[0]
+	require.True(t, uuidV7.MatchString(m.ID), "a UUIDv7 ID is filled in: %q", m.ID)
+	require.Equal(t, ports.KindEvent, m.Kind)
+	require.Equal(t, "x", m.Topic)
+	require.Equal(t, "key-x", m.Key)
+	require.Equal(t, 4, m.MaxAttempts)
+	require.Equal(t, core.FormatTime(now), m.Headers[core.HeaderOccurredAt], "OccurredAt defaults to now")
+	back := core.EventFromMessage(ports.ClaimedMessage{ID: m.ID, Topic: m.Topic, Payload: m.Payload, Headers: m.Headers})
+	require.Equal(t, ports.Event{ID: m.ID, Name: "x", Payload: json.RawMessage(`{}`), Headers: map[string]string{"h": "v"}, OccurredAt: now}, back)
+
+	for _, bad := range []ports.Event{{Payload: json.RawMessage(`{}`)}, {Name: "x"}, {Name: "x", Payload: json.RawMessage(`{`)}} {
+		err := rec.Record(ctx, ports.Event{Name: "ok", Payload: json.RawMessage(`{}`)}, bad)
+		require.ErrorIs(t, err, ports.ErrInvalidArgument, "%+v", bad)
+		require.Len(t, ob.got, 1, "an invalid event records nothing of its batch")
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			err := core.CheckLength("topic", tc.value)
-			if tc.wantErr == "" {
-				require.NoError(t, err)
-				return
-			}
-			require.ErrorIs(t, err, ports.ErrInvalidArgument)
-			require.ErrorContains(t, err, tc.wantErr)
-		})
-	}
+
+	boom := errors.New("boom")
+	ob.err = boom
+	require.ErrorIs(t, rec.Record(ctx, ports.Event{Name: "x", Payload: json.RawMessage(`{}`)}), boom)
+}
+
+func TestFingerprintLengthPrefixesParts(t *testing.T) {
+	t.Parallel()
+	require.NotEqual(t, core.Fingerprint([]byte("ab"), []byte("c")), core.Fingerprint([]byte("a"), []byte("bc")))
+	require.Equal(t, core.Fingerprint([]byte("a"), []byte("b")), core.Fingerprint([]byte("a"), []byte("b")))
+	require.Len(t, core.Fingerprint(), 64)
 }

@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/internal/check"
 )
 
 // MaxKeyLength is the longest accepted Idempotency-Key, in characters (the
 // limit of ports.IdempotencyKey.Key).
-const MaxKeyLength = core.MaxKeyLength
+const MaxKeyLength = check.MaxKeyLength
 
 // ParseKey validates an Idempotency-Key header value and returns the key.
 //
@@ -29,14 +29,14 @@ func ParseKey(value string) (string, error) {
 		}
 	}
 	if strings.TrimSpace(key) == "" {
-		return "", core.Invalidf("the %s header is empty; send a unique value such as a UUID", HeaderKey)
+		return "", check.Invalidf("the %s header is empty; send a unique value such as a UUID", HeaderKey)
 	}
 	if len(key) > MaxKeyLength {
-		return "", core.Invalidf("the %s header is %d characters long; the limit is %d", HeaderKey, len(key), MaxKeyLength)
+		return "", check.Invalidf("the %s header is %d characters long; the limit is %d", HeaderKey, len(key), MaxKeyLength)
 	}
 	for i := 0; i < len(key); i++ {
 		if c := key[i]; c < 0x20 || c > 0x7e {
-			return "", core.Invalidf("the %s header has a non-printable or non-ASCII byte 0x%02x at position %d; use printable ASCII such as a UUID", HeaderKey, c, i)
+			return "", check.Invalidf("the %s header has a non-printable or non-ASCII byte 0x%02x at position %d; use printable ASCII such as a UUID", HeaderKey, c, i)
 		}
 	}
 	return key, nil
@@ -51,20 +51,20 @@ func unquoteSFString(v string) (string, error) {
 		switch c {
 		case '\\':
 			if i+1 >= len(v) || (v[i+1] != '"' && v[i+1] != '\\') {
-				return "", core.Invalidf("the %s header %s has an invalid escape; only \\\" and \\\\ are allowed in a quoted key", HeaderKey, truncate(v))
+				return "", check.Invalidf("the %s header %s has an invalid escape; only \\\" and \\\\ are allowed in a quoted key", HeaderKey, truncate(v))
 			}
 			i++
 			b.WriteByte(v[i])
 		case '"':
 			if i != len(v)-1 {
-				return "", core.Invalidf("the %s header %s has text after its closing quote", HeaderKey, truncate(v))
+				return "", check.Invalidf("the %s header %s has text after its closing quote", HeaderKey, truncate(v))
 			}
 			return b.String(), nil
 		default:
 			b.WriteByte(c)
 		}
 	}
-	return "", core.Invalidf("the %s header %s opens a quoted string but never closes it", HeaderKey, truncate(v))
+	return "", check.Invalidf("the %s header %s opens a quoted string but never closes it", HeaderKey, truncate(v))
 }
 
 // truncate quotes v for an error message, cut to a readable length.

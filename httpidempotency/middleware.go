@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/internal/check"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -160,7 +161,7 @@ type Middleware struct {
 // a negative limit is an error matching ports.ErrInvalidArgument.
 func New(opts Options) (*Middleware, error) {
 	if opts.Store == nil {
-		return nil, core.Invalidf("httpidempotency: Options.Store is nil; pass the idempotency store of a provider (e.g. sqlite.NewIdempotency)")
+		return nil, check.Invalidf("httpidempotency: Options.Store is nil; pass the idempotency store of a provider (e.g. sqlite.NewIdempotency)")
 	}
 	m := &Middleware{
 		store: opts.Store, namespace: opts.Namespace, required: opts.Required, scope: opts.Scope,
@@ -170,11 +171,11 @@ func New(opts Options) (*Middleware, error) {
 	if m.namespace == "" {
 		m.namespace = DefaultNamespace
 	}
-	if err := core.CheckLength("httpidempotency: Options.Namespace", m.namespace); err != nil {
+	if err := check.Length("httpidempotency: Options.Namespace", m.namespace); err != nil {
 		return nil, err
 	}
 	if m.maxBody < 0 || m.lease < 0 || m.ttl < 0 {
-		return nil, core.Invalidf("httpidempotency: MaxBodyBytes %d, Lease %v and TTL %v must not be negative (zero means the default)", m.maxBody, m.lease, m.ttl)
+		return nil, check.Invalidf("httpidempotency: MaxBodyBytes %d, Lease %v and TTL %v must not be negative (zero means the default)", m.maxBody, m.lease, m.ttl)
 	}
 	if m.maxBody == 0 {
 		m.maxBody = DefaultMaxBodyBytes
@@ -445,10 +446,10 @@ func Complete(ctx context.Context, store ports.Idempotency, resp Response) error
 		return nil
 	}
 	if store == nil {
-		return core.Invalidf("httpidempotency: Complete: nil store; pass the idempotency store bound to the transaction")
+		return check.Invalidf("httpidempotency: Complete: nil store; pass the idempotency store bound to the transaction")
 	}
 	if s := resp.status(); s < 200 || s > 499 {
-		return core.Invalidf("httpidempotency: Complete: status %d is not stored; only 2xx-4xx responses are (a 5xx releases the key for a retry)", s)
+		return check.Invalidf("httpidempotency: Complete: status %d is not stored; only 2xx-4xx responses are (a 5xx releases the key for a retry)", s)
 	}
 	raw, err := encode(resp, st.allow)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 
+	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/httpidempotency"
 	"github.com/wharf-go/wharf/ports"
 	"github.com/wharf-go/wharf/providers/sqlite"
@@ -53,9 +54,9 @@ type txPorts struct {
 type fixture struct {
 	t     *testing.T
 	db    *bun.DB
-	store *sqlite.Idempotency
+	store wharf.Idempotency
 	clock *clock
-	uow   *sqlite.UnitOfWork[txPorts]
+	uow   *wharf.UnitOfWork[txPorts]
 	calls atomic.Int64
 
 	// entered and proceed, when set, make requests with "X-Block: 1" signal
@@ -67,18 +68,20 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, "file:"+filepath.Join(t.TempDir(), "idem.db"))
+	f := &fixture{t: t, clock: &clock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}}
+	drv, err := sqlite.Open(ctx, "file:"+filepath.Join(t.TempDir(), "idem.db"), wharf.Options{
+		Now:         f.clock.Now,
+		Idempotency: wharf.IdempotencyOptions{Lease: time.Minute, TTL: time.Hour},
+	})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = db.Close() })
-	require.NoError(t, sqlite.Migrate(ctx, db, sqlite.MigrateOptions{}))
-	_, err = db.ExecContext(ctx, "CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)")
+	t.Cleanup(func() { require.NoError(t, drv.Close()) })
+	require.NoError(t, drv.Migrate(ctx))
+	f.db, f.store = drv.DB(), drv.Idempotency()
+	_, err = f.db.ExecContext(ctx, "CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)")
 	require.NoError(t, err)
-	f := &fixture{t: t, db: db, clock: &clock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}}
-	f.store, err = sqlite.NewIdempotency(db, sqlite.IdempotencyOptions{Now: f.clock.Now, Lease: time.Minute, TTL: time.Hour})
-	require.NoError(t, err)
-	f.uow, err = sqlite.NewUnitOfWork(db, func(tx bun.IDB, _ ports.EventRecorder) (txPorts, error) {
-		return txPorts{DB: tx, Idempotency: f.store.WithDB(tx)}, nil
-	}, sqlite.UnitOfWorkOptions{})
+	f.uow, err = wharf.NewUnitOfWork(drv, func(tx wharf.Tx) (txPorts, error) {
+		return txPorts{DB: tx.DB, Idempotency: tx.Idempotency}, nil
+	}, wharf.UnitOfWorkOptions{})
 	require.NoError(t, err)
 	return f
 }

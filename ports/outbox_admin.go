@@ -21,6 +21,14 @@ type OutboxStats struct {
 	OldestReady time.Time
 }
 
+// Pending counts the messages still to be delivered: ready, scheduled and
+// leased. Zero means the outbox has no work left (dead letters aside).
+func (s OutboxStats) Pending() int64 { return s.Ready + s.Scheduled + s.Leased }
+
+// Total counts every message in the outbox, dead letters included. Zero
+// means the outbox is empty.
+func (s OutboxStats) Total() int64 { return s.Pending() + s.Dead }
+
 // OutboxFilter selects messages for OutboxAdmin.List.
 type OutboxFilter struct {
 	// Status, when set, selects pending or dead messages.

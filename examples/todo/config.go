@@ -8,11 +8,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wharf-go/wharf/examples/todo/internal/infra"
+	"github.com/wharf-go/wharf/providers/mysql"
+	"github.com/wharf-go/wharf/providers/postgres"
+	"github.com/wharf-go/wharf/providers/sqlite"
 )
 
-// Environment variables read by loadConfig (besides the providers' URL
-// variables, POSTGRES_DB_URL, MYSQL_DB_URL and SQLITE_DB_URL).
+// Environment variables read by loadConfig (besides the database URL
+// variables, POSTGRES_DB_URL, MYSQL_DB_URL and SQLITE_DB_URL: see
+// chooseDatabase).
 const (
 	envDB       = "TODO_DB"
 	envAddr     = "TODO_ADDR"
@@ -34,10 +37,11 @@ const (
 type config struct {
 	// Addr is the listen address.
 	Addr string
-	// Dialect and URL select the database (see chooseDatabase); URLSource
-	// says where the URL came from, for the log (never the URL itself: it
-	// may hold a password).
-	Dialect   infra.Dialect
+	// URL is the database's (see chooseDatabase): its scheme picks the
+	// dialect. Database names it ("sqlite", "postgres" or "mysql") and
+	// URLSource says where the URL came from, for the log (never the URL
+	// itself: it may hold a password).
+	Database  string
 	URL       string
 	URLSource string
 	// Logger for everything long-lived; nil discards.
@@ -73,12 +77,12 @@ func loadConfig(args []string, getenv func(string) string, logOut io.Writer) (co
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
 		return config{}, fmt.Errorf("log level %q: use debug, info, warn or error", *level)
 	}
-	dialect, url, source, err := chooseDatabase(getenv)
+	dbName, url, source, err := chooseDatabase(getenv)
 	if err != nil {
 		return config{}, err
 	}
 	return config{
-		Addr: *addr, Dialect: dialect, URL: url, URLSource: source,
+		Addr: *addr, Database: dbName, URL: url, URLSource: source,
 		Logger:               slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: lvl})),
 		RelayPollInterval:    defaultRelayPollInterval,
 		RelayMaxPollInterval: defaultRelayMaxPollInterval,
@@ -89,50 +93,98 @@ func loadConfig(args []string, getenv func(string) string, logOut io.Writer) (co
 // databaseRule is chooseDatabase's rule, for -h and errors.
 const databaseRule = "TODO_DB=sqlite|postgres|mysql if set, else whichever of POSTGRES_DB_URL, MYSQL_DB_URL, SQLITE_DB_URL is set, else SQLite at " + defaultSQLiteURL
 
+// database is one database the app runs on: the name TODO_DB takes, the
+// variable holding its URL, and the provider's URL parser. The URL's scheme
+// picks the dialect when the driver is opened (wharf.Open); the parser only
+// makes sure, before anything is opened, that the URL in a dialect's
+// variable is one of that dialect, with the provider's precise message.
+type database struct {
+	name   string
+	envVar string
+	check  func(url string) error
+}
+
+// databases are the supported databases, sorted by name.
+var databases = []database{
+	{name: "mysql", envVar: mysql.EnvVar, check: func(u string) error { _, err := mysql.DSN(u); return err }},
+	{name: "postgres", envVar: postgres.EnvVar, check: func(u string) error { _, err := postgres.ParseURL(u); return err }},
+	{name: "sqlite", envVar: sqlite.EnvVar, check: func(u string) error { _, _, err := sqlite.DSN(u); return err }},
+}
+
 // chooseDatabase applies the rule:
 //
-//  1. TODO_DB=sqlite|postgres|mysql (mariadb = mysql) picks the dialect, whose
-//     URL variable must then be set — except SQLite, which defaults to
-//     file:todo.db.
+//  1. TODO_DB=sqlite|postgres|mysql (mariadb = mysql) picks the database,
+//     whose URL variable must then be set — except SQLite, which defaults
+//     to file:todo.db.
 //  2. Otherwise the one URL variable that is set (POSTGRES_DB_URL,
 //     MYSQL_DB_URL or SQLITE_DB_URL) picks it; several set is an error
 //     asking for TODO_DB.
 //  3. Otherwise SQLite at file:todo.db, in the working directory.
-func chooseDatabase(getenv func(string) string) (d infra.Dialect, url, source string, err error) {
-	if name := getenv(envDB); name != "" {
-		d, err := infra.ParseDialect(name)
-		if err != nil {
-			return "", "", "", fmt.Errorf("%s: %w", envDB, err)
-		}
-		v := infra.EnvVar(d)
-		if url := getenv(v); url != "" {
-			return d, url, v, nil
-		}
-		if d == infra.SQLite {
-			return d, defaultSQLiteURL, "default", nil
-		}
-		return "", "", "", fmt.Errorf("%s=%s but %s is not set; set it to the database URL", envDB, name, v)
+//
+// It returns the database's name, its URL and where the URL came from. A
+// URL that is not of its variable's dialect is an error.
+func chooseDatabase(getenv func(string) string) (name, url, source string, err error) {
+	db, url, source, err := pickDatabase(getenv)
+	if err != nil {
+		return "", "", "", err
 	}
-	var set []infra.Dialect
-	for _, d := range infra.Dialects() {
-		if getenv(infra.EnvVar(d)) != "" {
-			set = append(set, d)
+	if err := db.check(url); err != nil {
+		return "", "", "", fmt.Errorf("%s: %w", source, err)
+	}
+	return db.name, url, source, nil
+}
+
+func pickDatabase(getenv func(string) string) (db database, url, source string, err error) {
+	if name := getenv(envDB); name != "" {
+		db, err := lookupDatabase(name)
+		if err != nil {
+			return database{}, "", "", fmt.Errorf("%s: %w", envDB, err)
+		}
+		if url := getenv(db.envVar); url != "" {
+			return db, url, db.envVar, nil
+		}
+		if db.name == "sqlite" {
+			return db, defaultSQLiteURL, "default", nil
+		}
+		return database{}, "", "", fmt.Errorf("%s=%s but %s is not set; set it to the database URL", envDB, name, db.envVar)
+	}
+	var set []database
+	for _, db := range databases {
+		if getenv(db.envVar) != "" {
+			set = append(set, db)
 		}
 	}
 	switch len(set) {
 	case 0:
-		return infra.SQLite, defaultSQLiteURL, "default", nil
+		db, _ := lookupDatabase("sqlite")
+		return db, defaultSQLiteURL, "default", nil
 	case 1:
-		v := infra.EnvVar(set[0])
-		return set[0], getenv(v), v, nil
+		return set[0], getenv(set[0].envVar), set[0].envVar, nil
 	default:
 		vars := make([]string, len(set))
 		names := make([]string, len(set))
-		for i, d := range set {
-			vars[i], names[i] = infra.EnvVar(d), string(d)
+		for i, db := range set {
+			vars[i], names[i] = db.envVar, db.name
 		}
-		return "", "", "", fmt.Errorf("several database URLs are set (%s); choose one with %s=%s", strings.Join(vars, ", "), envDB, strings.Join(names, "|"))
+		return database{}, "", "", fmt.Errorf("several database URLs are set (%s); choose one with %s=%s", strings.Join(vars, ", "), envDB, strings.Join(names, "|"))
 	}
+}
+
+// lookupDatabase returns the database named s (case-insensitive; "mariadb"
+// is MySQL), or an error listing the supported ones.
+func lookupDatabase(s string) (database, error) {
+	name := strings.ToLower(strings.TrimSpace(s))
+	if name == "mariadb" {
+		name = "mysql"
+	}
+	names := make([]string, len(databases))
+	for i, db := range databases {
+		if db.name == name {
+			return db, nil
+		}
+		names[i] = db.name
+	}
+	return database{}, fmt.Errorf("unknown database %q; use one of %s", s, strings.Join(names, ", "))
 }
 
 func firstNonEmpty(vs ...string) string {

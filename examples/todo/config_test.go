@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/wharf-go/wharf/examples/todo/internal/infra"
 )
 
 func getenvFrom(env map[string]string) func(string) string {
@@ -18,40 +16,46 @@ func TestChooseDatabase(t *testing.T) {
 	t.Parallel()
 	const pg, my, lite = "postgres://u:p@localhost:5432/todo", "mysql://u:p@localhost:3306/todo", "file:/tmp/x.db"
 	tests := []struct {
-		name        string
-		env         map[string]string
-		wantDialect infra.Dialect
-		wantURL     string
-		wantSource  string
-		wantErr     string
+		name         string
+		env          map[string]string
+		wantDatabase string
+		wantURL      string
+		wantSource   string
+		wantErr      string
 	}{
-		{name: "NothingSetIsSQLiteInTheWorkingDirectory", wantDialect: infra.SQLite, wantURL: "file:todo.db", wantSource: "default"},
-		{name: "SQLiteURL", env: map[string]string{"SQLITE_DB_URL": lite}, wantDialect: infra.SQLite, wantURL: lite, wantSource: "SQLITE_DB_URL"},
-		{name: "PostgresURL", env: map[string]string{"POSTGRES_DB_URL": pg}, wantDialect: infra.Postgres, wantURL: pg, wantSource: "POSTGRES_DB_URL"},
-		{name: "MySQLURL", env: map[string]string{"MYSQL_DB_URL": my}, wantDialect: infra.MySQL, wantURL: my, wantSource: "MYSQL_DB_URL"},
+		{name: "NothingSetIsSQLiteInTheWorkingDirectory", wantDatabase: "sqlite", wantURL: "file:todo.db", wantSource: "default"},
+		{name: "SQLiteURL", env: map[string]string{"SQLITE_DB_URL": lite}, wantDatabase: "sqlite", wantURL: lite, wantSource: "SQLITE_DB_URL"},
+		{name: "PostgresURL", env: map[string]string{"POSTGRES_DB_URL": pg}, wantDatabase: "postgres", wantURL: pg, wantSource: "POSTGRES_DB_URL"},
+		{name: "MySQLURL", env: map[string]string{"MYSQL_DB_URL": my}, wantDatabase: "mysql", wantURL: my, wantSource: "MYSQL_DB_URL"},
 		{name: "SeveralURLsNeedTodoDB", env: map[string]string{"POSTGRES_DB_URL": pg, "MYSQL_DB_URL": my},
 			wantErr: "several database URLs are set (MYSQL_DB_URL, POSTGRES_DB_URL); choose one with TODO_DB=mysql|postgres"},
 		{name: "TodoDBPicksAmongSeveral", env: map[string]string{"TODO_DB": "postgres", "POSTGRES_DB_URL": pg, "MYSQL_DB_URL": my},
-			wantDialect: infra.Postgres, wantURL: pg, wantSource: "POSTGRES_DB_URL"},
+			wantDatabase: "postgres", wantURL: pg, wantSource: "POSTGRES_DB_URL"},
 		{name: "TodoDBSQLiteDefaultsItsURL", env: map[string]string{"TODO_DB": "sqlite", "POSTGRES_DB_URL": pg},
-			wantDialect: infra.SQLite, wantURL: "file:todo.db", wantSource: "default"},
+			wantDatabase: "sqlite", wantURL: "file:todo.db", wantSource: "default"},
 		{name: "TodoDBIsCaseInsensitiveAndKnowsMariaDB", env: map[string]string{"TODO_DB": "MariaDB", "MYSQL_DB_URL": my},
-			wantDialect: infra.MySQL, wantURL: my, wantSource: "MYSQL_DB_URL"},
+			wantDatabase: "mysql", wantURL: my, wantSource: "MYSQL_DB_URL"},
 		{name: "TodoDBWithoutItsURL", env: map[string]string{"TODO_DB": "postgres", "MYSQL_DB_URL": my},
 			wantErr: "TODO_DB=postgres but POSTGRES_DB_URL is not set"},
 		{name: "UnknownTodoDB", env: map[string]string{"TODO_DB": "oracle"},
 			wantErr: `TODO_DB: unknown database "oracle"; use one of mysql, postgres, sqlite`},
+		{name: "MalformedSQLiteURL", env: map[string]string{"SQLITE_DB_URL": "todo.db"},
+			wantErr: `SQLITE_DB_URL: sqlite: malformed URL "todo.db": it must start with "file:"`},
+		{name: "URLOfAnotherDialect", env: map[string]string{"POSTGRES_DB_URL": my},
+			wantErr: "POSTGRES_DB_URL: postgres: malformed URL"},
+		{name: "TodoDBChecksTheURLOfItsVariable", env: map[string]string{"TODO_DB": "mysql", "MYSQL_DB_URL": pg},
+			wantErr: "MYSQL_DB_URL: mysql: malformed URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			d, url, source, err := chooseDatabase(getenvFrom(tt.env))
+			name, url, source, err := chooseDatabase(getenvFrom(tt.env))
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, tt.wantErr)
 				return
 			}
 			require.NoError(t, err)
-			require.Equal(t, tt.wantDialect, d)
+			require.Equal(t, tt.wantDatabase, name)
 			require.Equal(t, tt.wantURL, url)
 			require.Equal(t, tt.wantSource, source)
 		})

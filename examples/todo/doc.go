@@ -8,7 +8,7 @@
 // It listens on 127.0.0.1:8080 (-addr or TODO_ADDR to change), logs with
 // log/slog (-log-level or TODO_LOG_LEVEL), and shuts down gracefully on
 // SIGINT or SIGTERM: in-flight requests finish (http.Server.Shutdown), the
-// relay finishes or releases its messages, and the providers stop.
+// relay finishes or releases its messages, and the database is closed.
 //
 // # Choosing the database
 //
@@ -22,29 +22,37 @@
 //  3. Otherwise SQLite at file:todo.db in the working directory, created on
 //     the first start.
 //
+// The URL's scheme picks the dialect (wharf.Open); a URL that is not of its
+// variable's dialect is refused at start.
+//
 // The tables (wharf's outbox and idempotency records, the app's todos and
 // todo_activity) are created on every start if missing.
 //
 // # Architecture
 //
 //	internal/domain   Todo and its rules; the TodoRepository port. Standard library only.
-//	internal/app      the use cases (Service), typed events (core.DefineEvent),
-//	                  TxPorts, the ActivityRepository port and the activity projection.
-//	                  Depends on the domain and wharf's ports/core: never bun, SQL or HTTP.
-//	internal/infra    bun repositories (on bun.IDB: the root DB or a transaction), the
-//	                  schema per dialect, and the app-database provider (core.Provider).
+//	internal/app      the use cases (Service), typed events (core.DefineEvent) and their
+//	                  ordering key, TxPorts, the ActivityRepository port and the activity
+//	                  projection. Depends on the domain and wharf's ports, core and
+//	                  core/relay: never bun, SQL or HTTP.
+//	internal/infra    bun repositories (on bun.IDB: the pool or a transaction) and the
+//	                  DDL of the app's tables per dialect.
 //	internal/httpapi  the HTTP adapter: routing, JSON, errors, cursors, and the
 //	                  Idempotency-Key middleware (package httpidempotency).
 //	server.go         the composition root: newServer wires it all; main.go runs it.
 //
-// Boot (newServer): the wharf database provider (sqlite/postgres/mysql
-// NewProvider) installs the *bun.DB as port "db"; the app-database provider,
-// registered after it, looks that port up, migrates, and installs the unit
-// of work, the outbox, the idempotency store and the repositories. Each
-// transaction gets fresh TxPorts: repositories on the transaction, an event
-// recorder writing to the outbox in the transaction
-// (core.NewOutboxEventRecorder(outbox.WithDB(tx))) and the idempotency
-// store bound to the transaction.
+// Boot (newServer, one plain function): wharf.Open opens the driver of the
+// configured URL (the provider packages are imported blank so that every
+// scheme is known); drv.Migrate creates wharf's tables and infra.Migrate the
+// app's, with the DDL of drv.Dialect() — the app's only dialect-specific
+// code. wharf.NewUnitOfWork builds fresh TxPorts for each transaction from
+// the wharf.Tx: repositories on the transaction, tx.Events (events recorded
+// into the outbox in the transaction, keyed by app.OrderingKey) and
+// tx.Idempotency (the idempotency store bound to the transaction). Then come
+// the use cases, the HTTP handler (its middleware reserves keys in
+// drv.Idempotency()) and the relay on drv.Outbox(). server.Close stops the
+// relay and closes the driver. No core.App: one resource with a life cycle
+// does not need a registry of ports looked up by name.
 //
 // A write (POST /todos): the middleware reserves the Idempotency-Key (its own
 // short commit, so a concurrent retry sees 409); the handler opens one

@@ -20,10 +20,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/wharf-go/wharf/examples/todo/internal/infra"
+	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/httpidempotency"
 	"github.com/wharf-go/wharf/internal/testdb"
-	"github.com/wharf-go/wharf/ports"
 	"github.com/wharf-go/wharf/providers/mysql"
 	"github.com/wharf-go/wharf/providers/postgres"
 )
@@ -34,27 +33,28 @@ const awaitTimeout = 15 * time.Second
 // dialectCase gives a test a fresh, empty database of one dialect.
 type dialectCase struct {
 	name string
-	// database returns the dialect and the URL of a fresh database (a temp
-	// file, a new PostgreSQL schema, a new MySQL database), dropped when the
-	// test ends.
-	database func(t *testing.T) (infra.Dialect, string)
+	// dialect is the wharf dialect the URL's scheme must pick.
+	dialect string
+	// database returns the URL of a fresh database (a temp file, a new
+	// PostgreSQL schema, a new MySQL database), dropped when the test ends.
+	database func(t *testing.T) string
 }
 
 func dialects() []dialectCase {
 	return []dialectCase{
-		{name: "SQLite", database: func(t *testing.T) (infra.Dialect, string) {
-			return infra.SQLite, "file:" + filepath.Join(t.TempDir(), "todo.db")
+		{name: "SQLite", dialect: "sqlite", database: func(t *testing.T) string {
+			return "file:" + filepath.Join(t.TempDir(), "todo.db")
 		}},
-		{name: "PostgreSQL", database: func(t *testing.T) (infra.Dialect, string) {
+		{name: "PostgreSQL", dialect: "postgres", database: func(t *testing.T) string {
 			base := testdb.URL(t, testdb.PostgresEnv)
 			schema := randomName("todo_t_")
-			admin, err := postgres.Open(t.Context(), base)
+			admin, err := postgres.Open(t.Context(), base, wharf.Options{})
 			require.NoError(t, err)
-			_, err = admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema)
+			_, err = admin.DB().ExecContext(t.Context(), "CREATE SCHEMA "+schema)
 			require.NoError(t, err)
 			t.Cleanup(func() {
 				defer func() { _ = admin.Close() }()
-				_, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+				_, err := admin.DB().ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
 				require.NoError(t, err, "drop schema %s", schema)
 			})
 			u, err := url.Parse(base)
@@ -62,24 +62,24 @@ func dialects() []dialectCase {
 			q := u.Query()
 			q.Set("search_path", schema)
 			u.RawQuery = q.Encode()
-			return infra.Postgres, u.String()
+			return u.String()
 		}},
-		{name: "MariaDB", database: func(t *testing.T) (infra.Dialect, string) {
+		{name: "MariaDB", dialect: "mysql", database: func(t *testing.T) string {
 			base := testdb.URL(t, testdb.MySQLEnv)
 			name := randomName("todo_t_")
-			admin, err := mysql.Open(t.Context(), base)
+			admin, err := mysql.Open(t.Context(), base, wharf.Options{})
 			require.NoError(t, err)
-			_, err = admin.ExecContext(t.Context(), "CREATE DATABASE `"+name+"` CHARACTER SET utf8mb4")
+			_, err = admin.DB().ExecContext(t.Context(), "CREATE DATABASE `"+name+"` CHARACTER SET utf8mb4")
 			require.NoError(t, err)
 			t.Cleanup(func() {
 				defer func() { _ = admin.Close() }()
-				_, err := admin.ExecContext(context.Background(), "DROP DATABASE IF EXISTS `"+name+"`")
+				_, err := admin.DB().ExecContext(context.Background(), "DROP DATABASE IF EXISTS `"+name+"`")
 				require.NoError(t, err, "drop database %s", name)
 			})
 			u, err := url.Parse(base)
 			require.NoError(t, err)
 			u.Path = "/" + name
-			return infra.MySQL, u.String()
+			return u.String()
 		}},
 	}
 }
@@ -102,15 +102,15 @@ type testApp struct {
 // until the test ends.
 func startApp(t *testing.T, d dialectCase) *testApp {
 	t.Helper()
-	dialect, dbURL := d.database(t)
 	cfg := config{
-		Dialect: dialect, URL: dbURL, URLSource: "test",
+		Database: d.dialect, URL: d.database(t), URLSource: "test",
 		Logger:               testLogger(t),
 		RelayPollInterval:    10 * time.Millisecond,
 		RelayMaxPollInterval: 50 * time.Millisecond,
 	}
 	srv, err := newServer(t.Context(), cfg)
 	require.NoError(t, err)
+	require.Equal(t, d.dialect, srv.drv.Dialect(), "the URL's scheme picks the dialect")
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -248,7 +248,7 @@ func (a *testApp) create(title string, header map[string]string) todoJSON {
 // count counts the rows of a table.
 func (a *testApp) count(table string) int {
 	a.t.Helper()
-	n, err := a.srv.db.NewSelect().Table(table).Count(a.t.Context())
+	n, err := a.srv.drv.DB().NewSelect().Table(table).Count(a.t.Context())
 	require.NoError(a.t, err)
 	return int(n)
 }
@@ -289,14 +289,10 @@ func (a *testApp) await(what string, cond func() bool) {
 // checks that none was dead-lettered.
 func (a *testApp) awaitDelivered() {
 	a.t.Helper()
-	admin, ok := a.srv.outbox.(ports.OutboxAdmin)
-	require.True(a.t, ok, "the outbox implements ports.OutboxAdmin")
-	var st ports.OutboxStats
 	a.await("the outbox to drain", func() bool {
-		var err error
-		st, err = admin.Stats(a.t.Context())
+		st, err := a.srv.drv.Outbox().Stats(a.t.Context())
 		require.NoError(a.t, err)
-		return st.Ready+st.Scheduled+st.Leased+st.Dead == 0
+		return st.Total() == 0 // nothing pending, no dead letter
 	})
 }
 

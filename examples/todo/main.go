@@ -37,8 +37,8 @@ var errHelp = errors.New("help requested")
 // run starts the app and serves HTTP until ctx is done (main cancels it on
 // SIGINT or SIGTERM), then shuts down gracefully: the HTTP server drains
 // in-flight requests, the relay finishes or releases its messages, and the
-// providers stop (closing the database). ready, when set, is called with
-// the base URL once the server listens.
+// database is closed. ready, when set, is called with the base URL once the
+// server listens.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ready func(baseURL string)) error {
 	cfg, err := loadConfig(args, getenv, stderr)
 	if err != nil {
@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	logger := cfg.Logger
 
-	logger.Info("starting", slog.String("database", string(cfg.Dialect)), slog.String("url_from", cfg.URLSource))
+	logger.Info("starting", slog.String("database", cfg.Database), slog.String("url_from", cfg.URLSource))
 	srv, err := newServer(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("start: %w", err)

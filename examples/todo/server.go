@@ -8,26 +8,26 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/uptrace/bun"
-
-	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf"
+	"github.com/wharf-go/wharf/core/relay"
 	"github.com/wharf-go/wharf/examples/todo/internal/app"
-	"github.com/wharf-go/wharf/examples/todo/internal/domain"
 	"github.com/wharf-go/wharf/examples/todo/internal/httpapi"
 	"github.com/wharf-go/wharf/examples/todo/internal/infra"
-	"github.com/wharf-go/wharf/ports"
+
+	// The providers register their URL schemes with wharf.Open: file: and
+	// sqlite:, postgres://, mysql://.
+	_ "github.com/wharf-go/wharf/providers/mysql"
+	_ "github.com/wharf-go/wharf/providers/postgres"
+	_ "github.com/wharf-go/wharf/providers/sqlite"
 )
 
-// server is the wired application: the core.App with its providers, the
-// use cases, the HTTP handler and the relay that delivers outbox events to
-// the activity projection. Tests build it exactly as main does.
+// server is the wired application: the wharf driver, the HTTP handler and
+// the relay that delivers outbox events to the activity projection. Tests
+// build it exactly as main does.
 type server struct {
-	app     *core.App
-	db      *bun.DB
-	outbox  ports.Outbox
-	svc     *app.Service
+	drv     *wharf.Driver
 	handler http.Handler
-	relay   *core.Relay
+	relay   *relay.Relay
 	logger  *slog.Logger
 
 	relayCancel context.CancelFunc
@@ -36,77 +36,78 @@ type server struct {
 	closeErr    error
 }
 
-// newServer boots the app: the database provider (chosen by cfg), then the
-// app-database provider (migrations, unit of work, outbox, idempotency
-// store, repositories); then it builds the use cases, the HTTP API and the
-// relay, and starts the relay. Close undoes it all.
-func newServer(ctx context.Context, cfg config) (*server, error) {
+// newServer is the composition root. It opens the database of cfg.URL (the
+// scheme picks the dialect), creates wharf's tables and the app's, builds
+// the unit of work, the use cases, the HTTP API and the relay, and starts
+// the relay. Close undoes it all.
+func newServer(ctx context.Context, cfg config) (_ *server, err error) {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	dbProvider, err := infra.NewDBProvider(cfg.Dialect, cfg.URL, logger)
+	// Events of one todo share an ordering key (EventKey), so the relay
+	// delivers them in order.
+	drv, err := wharf.Open(ctx, cfg.URL, wharf.Options{EventKey: app.OrderingKey, Logger: logger})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", cfg.URLSource, err)
 	}
-	a := core.NewApp(core.AppOptions{Logger: logger})
-	if err := a.Register(dbProvider, infra.NewAppProvider(infra.AppProviderOptions{Dialect: cfg.Dialect, Logger: logger})); err != nil {
-		return nil, err
-	}
-	if err := a.Start(ctx); err != nil {
-		return nil, err
-	}
-	s, err := wire(a, cfg, logger)
-	if err != nil {
-		return nil, errors.Join(err, a.Stop(context.WithoutCancel(ctx)))
-	}
-	s.startRelay()
-	return s, nil
-}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, drv.Close())
+		}
+	}()
+	logger.Info("database opened", slog.String("dialect", drv.Dialect()))
 
-// wire looks up the ports the providers installed and builds the rest.
-func wire(a *core.App, cfg config, logger *slog.Logger) (*server, error) {
-	db, err := core.Port[*bun.DB](a, "db")
+	// wharf's outbox and idempotency tables, then the app's own: their DDL
+	// is the only dialect-specific part of the app.
+	if err := drv.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	if err := infra.Migrate(ctx, drv.DB(), drv.Dialect()); err != nil {
+		return nil, err
+	}
+	logger.Info("tables migrated", slog.String("dialect", drv.Dialect()))
+
+	// Every transaction gets fresh TxPorts: the repositories on the
+	// transaction, and wharf's outbox-backed event recorder and idempotency
+	// store bound to it, so that row, event and key commit together.
+	uow, err := wharf.NewUnitOfWork(drv, func(tx wharf.Tx) (app.TxPorts, error) {
+		return app.TxPorts{
+			Todos:       infra.NewTodoRepository(tx.DB),
+			Activity:    infra.NewActivityRepository(tx.DB),
+			Events:      tx.Events,
+			Idempotency: tx.Idempotency,
+		}, nil
+	}, wharf.UnitOfWorkOptions{Logger: logger})
 	if err != nil {
 		return nil, err
 	}
-	uow, err := core.Port[ports.UnitOfWork[app.TxPorts]](a, infra.PortUnitOfWork)
+	svc, err := app.NewService(app.Options{
+		UnitOfWork: uow,
+		// Reads run on the pool, outside transactions.
+		Todos:    infra.NewTodoRepository(drv.DB()),
+		Activity: infra.NewActivityRepository(drv.DB()),
+		Logger:   logger,
+	})
 	if err != nil {
 		return nil, err
 	}
-	outbox, err := core.Port[ports.Outbox](a, infra.PortOutbox)
+	// The Idempotency-Key middleware reserves keys on the pool (its own
+	// short commit); the handlers complete them in the use case's
+	// transaction through TxPorts.Idempotency.
+	handler, err := httpapi.New(httpapi.Options{Service: svc, Idempotency: drv.Idempotency(), Logger: logger})
 	if err != nil {
 		return nil, err
 	}
-	idem, err := core.Port[ports.Idempotency](a, infra.PortIdempotency)
-	if err != nil {
-		return nil, err
-	}
-	todos, err := core.Port[domain.TodoRepository](a, infra.PortTodos)
-	if err != nil {
-		return nil, err
-	}
-	activity, err := core.Port[app.ActivityRepository](a, infra.PortActivity)
-	if err != nil {
-		return nil, err
-	}
-	svc, err := app.NewService(app.Options{UnitOfWork: uow, Todos: todos, Activity: activity, Logger: logger})
-	if err != nil {
-		return nil, err
-	}
-	handler, err := httpapi.New(httpapi.Options{Service: svc, Idempotency: idem, Logger: logger})
-	if err != nil {
-		return nil, err
-	}
-	hs := core.NewHandlers()
+	hs := relay.NewHandlers()
 	if err := svc.RegisterHandlers(hs); err != nil {
 		return nil, err
 	}
-	relay, err := core.NewRelay(outbox, hs, core.RelayOptions{
+	rl, err := relay.New(drv.Outbox(), hs, relay.Options{
 		// Claim only the todo topics: the outbox table may be shared with
 		// other services (another app on the same database), whose messages
 		// this relay must neither take nor dead-letter.
-		UnknownTopic:    core.LeaveUnknownPending,
+		UnknownTopic:    relay.LeaveUnknownPending,
 		Logger:          logger,
 		PollInterval:    cfg.RelayPollInterval,
 		MaxPollInterval: cfg.RelayMaxPollInterval,
@@ -114,7 +115,9 @@ func wire(a *core.App, cfg config, logger *slog.Logger) (*server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
-	return &server{app: a, db: db, outbox: outbox, svc: svc, handler: handler, relay: relay, logger: logger}, nil
+	s := &server{drv: drv, handler: handler, relay: rl, logger: logger}
+	s.startRelay()
+	return s, nil
 }
 
 // startRelay runs the relay in the background until Close.
@@ -126,27 +129,26 @@ func (s *server) startRelay() {
 	s.logger.Info("relay started")
 }
 
-// Close stops the relay (it finishes or releases in-flight messages) and
-// then the providers, in reverse order: the app-database provider, then the
-// database (closing the pool). Stop the HTTP server first, so no request is
-// still writing. ctx bounds the wait for the relay. Close is idempotent.
+// Close stops the relay (it finishes or releases in-flight messages), then
+// closes the driver and its pool. Stop the HTTP server first, so no request
+// is still writing. ctx bounds the wait for the relay. Close is idempotent.
 func (s *server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		var errs []error
-		if s.relayCancel != nil {
-			s.relayCancel()
-			select {
-			case err := <-s.relayDone:
-				if err != nil && !errors.Is(err, context.Canceled) {
-					errs = append(errs, fmt.Errorf("relay: %w", err))
-				}
-				s.logger.Info("relay stopped")
-			case <-ctx.Done():
-				errs = append(errs, fmt.Errorf("relay did not stop in time: %w", ctx.Err()))
+		s.relayCancel()
+		select {
+		case err := <-s.relayDone:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				errs = append(errs, fmt.Errorf("relay: %w", err))
 			}
+			s.logger.Info("relay stopped")
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("relay did not stop in time: %w", ctx.Err()))
 		}
-		if err := s.app.Stop(context.WithoutCancel(ctx)); err != nil {
-			errs = append(errs, err)
+		if err := s.drv.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close database: %w", err))
+		} else {
+			s.logger.Info("database closed", slog.String("dialect", s.drv.Dialect()))
 		}
 		s.closeErr = errors.Join(errs...)
 	})

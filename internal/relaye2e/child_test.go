@@ -17,7 +17,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf"
+	"github.com/wharf-go/wharf/core/relay"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -45,7 +46,7 @@ const (
 	lineReady     = "READY"     // READY: the relay is built and starts
 	lineBlocked   = "BLOCKED"   // BLOCKED id attempt: a crash child's handler is blocked
 	lineDelivered = "HANDLED"   // HANDLED id attempt unixnano: a handler succeeded
-	lineResult    = "RESULT"    // RESULT claimed delivered retried dead lost released
+	lineResult    = "RESULT"    // RESULT claimed delivered retried dead abandoned released
 	lineError     = "ERROR"     // ERROR text: the child failed
 	childExitFail = 3           // the child's exit status on failure
 	childTestFlag = "-test.run" // keeps a child from running tests if the mode were lost
@@ -92,11 +93,6 @@ func runChild(mode string, o *out) error {
 	if err != nil {
 		return err
 	}
-	db, err := d.open(ctx, os.Getenv(envURL))
-	if err != nil {
-		return fmt.Errorf("open: %w", err)
-	}
-	defer db.Close()
 	var offset time.Duration
 	if v := os.Getenv(envClockOffset); v != "" {
 		if offset, err = time.ParseDuration(v); err != nil {
@@ -104,31 +100,32 @@ func runChild(mode string, o *out) error {
 		}
 	}
 	now := func() time.Time { return time.Now().Add(offset) }
-	ob, err := d.newOutbox(db, now)
+	drv, err := d.open(ctx, os.Getenv(envURL), wharf.Options{Now: now})
 	if err != nil {
-		return fmt.Errorf("outbox: %w", err)
+		return fmt.Errorf("open: %w", err)
 	}
+	defer drv.Close()
 
 	handled := func(_ context.Context, m ports.ClaimedMessage) error {
 		o.line("%s %s %d %d", lineDelivered, m.ID, m.Attempts, time.Now().UnixNano())
 		return nil
 	}
-	hs := core.NewHandlers()
-	opts := core.RelayOptions{Now: now, Lease: childLease, PollInterval: 5 * time.Millisecond, MaxPollInterval: 50 * time.Millisecond}
+	hs := relay.NewHandlers()
+	opts := relay.Options{Now: now, Lease: childLease, PollInterval: 5 * time.Millisecond, MaxPollInterval: 50 * time.Millisecond}
 	switch mode {
 	case "crash":
 		// Handles topicWork, and blocks in topicBlock until killed.
 		opts.Concurrency, opts.BatchSize = 6, 10
 		err = errors.Join(
-			hs.Handle(topicWork, handled),
+			hs.Handle(topicWork, handled, relay.TopicOptions{}),
 			hs.Handle(topicBlock, func(ctx context.Context, m ports.ClaimedMessage) error {
 				o.line("%s %s %d", lineBlocked, m.ID, m.Attempts)
 				<-ctx.Done()
 				return ctx.Err()
-			}),
+			}, relay.TopicOptions{}),
 		)
 	case "drain", "soak":
-		err = errors.Join(hs.Handle(topicWork, handled), hs.Handle(topicBlock, handled))
+		err = errors.Join(hs.Handle(topicWork, handled, relay.TopicOptions{}), hs.Handle(topicBlock, handled, relay.TopicOptions{}))
 		opts.Concurrency, opts.BatchSize = 32, 100
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
@@ -138,54 +135,54 @@ func runChild(mode string, o *out) error {
 	}
 	counts := &counter{}
 	opts.Observer = counts.observe
-	relay, err := core.NewRelay(ob, hs, opts)
+	r, err := relay.New(drv.Outbox(), hs, opts)
 	if err != nil {
 		return err
 	}
 	o.line(lineReady)
-	var res core.DrainResult
+	var res relay.DrainResult
 	if mode == "drain" {
-		if res, err = relay.Drain(ctx); err != nil {
+		if res, err = r.Drain(ctx); err != nil {
 			return fmt.Errorf("drain: %w", err)
 		}
 	} else {
-		if err := relay.Run(ctx); err != nil {
+		if err := r.Run(ctx); err != nil {
 			return fmt.Errorf("run: %w", err)
 		}
 		res = counts.result()
 	}
-	o.line("%s %d %d %d %d %d %d", lineResult, res.Claimed, res.Delivered, res.Retried, res.DeadLettered, res.Lost, res.Released)
+	o.line("%s %d %d %d %d %d %d", lineResult, res.Claimed, res.Delivered, res.Retried, res.DeadLettered, res.Abandoned, res.Released)
 	return nil
 }
 
 // counter counts a Run's outcomes (Run returns none).
 type counter struct {
 	mu  sync.Mutex
-	res core.DrainResult
+	res relay.DrainResult
 }
 
-func (c *counter) observe(_ context.Context, o core.Observation) {
+func (c *counter) observe(_ context.Context, o relay.Observation) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch o.Outcome {
-	case core.OutcomeDelivered:
+	case relay.OutcomeDelivered:
 		c.res.Delivered++
-	case core.OutcomeRetried:
+	case relay.OutcomeRetried:
 		c.res.Retried++
-	case core.OutcomeDead:
+	case relay.OutcomeDead:
 		c.res.DeadLettered++
-	case core.OutcomeLost:
-		c.res.Lost++
-	case core.OutcomeReleased:
+	case relay.OutcomeAbandoned:
+		c.res.Abandoned++
+	case relay.OutcomeReleased:
 		c.res.Released++
 	}
 }
 
-func (c *counter) result() core.DrainResult {
+func (c *counter) result() relay.DrainResult {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := c.res
-	r.Claimed = r.Delivered + r.Retried + r.DeadLettered + r.Lost + r.Released
+	r.Claimed = r.Delivered + r.Retried + r.DeadLettered + r.Abandoned + r.Released
 	return r
 }
 
@@ -335,7 +332,7 @@ func (c *child) stop(t testing.TB) {
 }
 
 // result returns the counts of the child's RESULT line.
-func (c *child) result(t testing.TB) core.DrainResult {
+func (c *child) result(t testing.TB) relay.DrainResult {
 	t.Helper()
 	f := c.await(t, lineResult, 1)[0]
 	require.Len(t, f, 6)
@@ -345,7 +342,7 @@ func (c *child) result(t testing.TB) core.DrainResult {
 		require.NoError(t, err)
 		n[i] = v
 	}
-	return core.DrainResult{Claimed: n[0], Delivered: n[1], Retried: n[2], DeadLettered: n[3], Lost: n[4], Released: n[5]}
+	return relay.DrainResult{Claimed: n[0], Delivered: n[1], Retried: n[2], DeadLettered: n[3], Abandoned: n[4], Released: n[5]}
 }
 
 // handling is one HANDLED line.

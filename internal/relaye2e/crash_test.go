@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -23,8 +24,7 @@ func TestKilledWorkerMessagesAreRedelivered(t *testing.T) {
 			t.Parallel()
 			const blocked, work = 4, 40
 			url := d.newDB(t)
-			ob, err := d.newOutbox(openDB(t, d, url), time.Now)
-			require.NoError(t, err)
+			ob := openDriver(t, d, url, wharf.Options{}).Outbox()
 			msgs := make([]ports.OutboxMessage, 0, blocked+work)
 			for range blocked {
 				msgs = append(msgs, ports.OutboxMessage{Kind: ports.KindJob, Topic: topicBlock, Payload: []byte(`{}`)})
@@ -72,7 +72,7 @@ func TestKilledWorkerMessagesAreRedelivered(t *testing.T) {
 			recovery := startChild(t, "recovery", "drain", d, url, nil, envClockOffset+"="+(childLease+time.Second).String())
 			require.NoError(t, recovery.wait(t), "recovery: %v\n%s", recovery.fields(lineError), recovery.stderr.String())
 			res := recovery.result(t)
-			require.Zero(t, res.Retried+res.DeadLettered+res.Lost+res.Released, "recovery: %+v", res)
+			require.Zero(t, res.Retried+res.DeadLettered+res.Abandoned+res.Released, "recovery: %+v", res)
 
 			handled := map[string][]int{} // id -> attempts, both processes
 			for _, c := range []*child{worker, recovery} {

@@ -9,44 +9,63 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf"
+	"github.com/wharf-go/wharf/core/relay"
 	"github.com/wharf-go/wharf/ports"
 )
 
 // pollOnly hides an outbox's notifications, so the relay polls.
 type pollOnly struct{ ports.Outbox }
 
-// latencyPoll is the relay's poll interval in the latency benchmark, both
-// modes (idle back-off disabled), so the polling figures are comparable.
+// latencyPoll is the relay's poll interval in the latency benchmark, every
+// mode (idle back-off disabled), so the polling figures are comparable.
 const latencyPoll = 100 * time.Millisecond
 
+// Where the benchmark's relay runs relative to the producer.
+const (
+	// latencySameProcess: the relay uses the producer's own driver, so the
+	// outbox wakes it as soon as Enqueue commits (every dialect).
+	latencySameProcess = "SameProcessNotified"
+	// latencyOtherProcess: the relay uses a driver of its own (its own pool,
+	// its own wake-ups), as a relay in another process would: only the
+	// database's notifications reach it (PostgreSQL LISTEN/NOTIFY); on the
+	// other dialects it polls.
+	latencyOtherProcess = "OtherProcess"
+	// latencyPollingOnly: the producer's driver with its notifications
+	// hidden; the relay polls every latencyPoll.
+	latencyPollingOnly = "PollingOnly"
+)
+
 // BenchmarkRelayLatency measures the time from the start of Enqueue (one
-// message, committed) to its handler starting, on an idle relay: with the
-// outbox's notifications (where it has them: PostgreSQL) and with polling
-// only (every 100ms). Messages arrive one at a time at random moments of the
+// message, committed) to its handler starting, on an idle relay that polls
+// every 100ms: woken in process by the producer's driver, in another
+// process (notified by the database where it can: PostgreSQL), and by
+// polling alone. Messages arrive one at a time at random moments of the
 // poll cycle. It reports p50 and p99; it asserts nothing about time.
 //
 //	go test -run '^$' -bench RelayLatency -benchtime 200x ./internal/relaye2e/
 func BenchmarkRelayLatency(b *testing.B) {
 	for _, d := range dialects {
-		for _, mode := range []string{"Notifications", "Polling"} {
+		for _, mode := range []string{latencySameProcess, latencyOtherProcess, latencyPollingOnly} {
 			b.Run(d.name+"/"+mode, func(b *testing.B) {
 				url := d.newDB(b)
-				ob, err := d.newOutbox(openDB(b, d, url), time.Now)
-				require.NoError(b, err)
-				var relayOutbox ports.Outbox = ob
-				if mode == "Polling" {
+				ob := openDriver(b, d, url, wharf.Options{}).Outbox()
+				var relayOutbox ports.Outbox
+				switch mode {
+				case latencySameProcess:
+					relayOutbox = ob
+				case latencyOtherProcess:
+					relayOutbox = openDriver(b, d, url, wharf.Options{}).Outbox()
+				case latencyPollingOnly:
 					relayOutbox = pollOnly{ob}
-				} else if _, ok := relayOutbox.(ports.OutboxNotifier); !ok {
-					b.Skip("the outbox has no notifications")
 				}
 				handled := make(chan time.Time, 1)
-				hs := core.NewHandlers()
+				hs := relay.NewHandlers()
 				require.NoError(b, hs.Handle(topicWork, func(context.Context, ports.ClaimedMessage) error {
 					handled <- time.Now()
 					return nil
-				}))
-				r, err := core.NewRelay(relayOutbox, hs, core.RelayOptions{PollInterval: latencyPoll, MaxPollInterval: latencyPoll})
+				}, relay.TopicOptions{}))
+				r, err := relay.New(relayOutbox, hs, relay.Options{PollInterval: latencyPoll, MaxPollInterval: latencyPoll})
 				require.NoError(b, err)
 				ctx, cancel := context.WithCancel(context.Background())
 				stopped := make(chan error, 1)

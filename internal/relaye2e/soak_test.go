@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -78,8 +79,7 @@ func soak(t *testing.T, d dialect, total int) {
 	require.Zero(t, total%(producers*batch))
 	ctx := context.Background()
 	url := d.newDB(t)
-	ob, err := d.newOutbox(openDB(t, d, url), time.Now)
-	require.NoError(t, err)
+	ob := openDriver(t, d, url, wharf.Options{}).Outbox()
 
 	tr := newTracker(total, relays)
 	children := make([]*child, relays)
@@ -169,16 +169,16 @@ func soak(t *testing.T, d dialect, total int) {
 		}
 	}
 
-	var sum struct{ delivered, lost, released, retried, dead int }
+	var sum struct{ delivered, abandoned, released, retried, dead int }
 	for _, c := range children {
 		r := c.result(t)
 		sum.delivered += r.Delivered
-		sum.lost += r.Lost
+		sum.abandoned += r.Abandoned
 		sum.released += r.Released
 		sum.retried += r.Retried
 		sum.dead += r.DeadLettered
 	}
-	require.Equal(t, total, sum.delivered, "every message was completed exactly once (lost %d, released %d)", sum.lost, sum.released)
+	require.Equal(t, total, sum.delivered, "every message was completed exactly once (abandoned %d, released %d)", sum.abandoned, sum.released)
 	require.Zero(t, sum.retried+sum.dead)
 	recs, err := ob.List(ctx, ports.OutboxFilter{Limit: 10})
 	require.NoError(t, err)
@@ -186,7 +186,7 @@ func soak(t *testing.T, d dialect, total int) {
 	st, err := ob.Stats(ctx)
 	require.NoError(t, err)
 	require.Equal(t, ports.OutboxStats{}, st)
-	t.Logf("%s soak: %d messages (%d keyed) by %d producers in %v, handled by %d relay processes %v in %v (%.0f msg/s); duplicates %d, lost %d",
+	t.Logf("%s soak: %d messages (%d keyed) by %d producers in %v, handled by %d relay processes %v in %v (%.0f msg/s); duplicates %d, abandoned %d",
 		d.name, total, total/10, producers, produced.Round(time.Millisecond), relays, tr.byChild, elapsed.Round(time.Millisecond),
-		float64(total)/elapsed.Seconds(), duplicates, sum.lost)
+		float64(total)/elapsed.Seconds(), duplicates, sum.abandoned)
 }

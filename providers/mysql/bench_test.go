@@ -21,15 +21,17 @@ import (
 	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/uptrace/bun"
 
+	"github.com/wharf-go/wharf"
+	"github.com/wharf-go/wharf/internal/outboxsql"
 	"github.com/wharf-go/wharf/ports"
-	"github.com/wharf-go/wharf/providers/internal/outboxsql"
 	"github.com/wharf-go/wharf/providers/mysql"
 )
 
 const benchTimeFormat = "2006-01-02T15:04:05.000000Z"
 
 type benchEnv struct {
-	ob  *mysql.Outbox
+	drv *wharf.Driver
+	ob  wharf.Outbox
 	raw *sql.DB
 	sql rawSQL
 }
@@ -48,12 +50,8 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	b.Helper()
 	ctx := context.Background()
 	dbURL, _ := newDatabase(b)
-	db := openURL(b, dbURL)
-	if err := mysql.Migrate(ctx, db, mysql.MigrateOptions{}); err != nil {
-		b.Fatal(err)
-	}
-	ob, err := mysql.NewOutbox(db, mysql.OutboxOptions{})
-	if err != nil {
+	drv := openDriver(b, dbURL, wharf.Options{})
+	if err := drv.Migrate(ctx); err != nil {
 		b.Fatal(err)
 	}
 	dsn, err := mysql.DSN(dbURL)
@@ -75,9 +73,9 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	b.Cleanup(func() { _ = raw.Close() })
 
 	t := "`outbox_messages`"
-	eligible, _ := mysql.ClaimQuery(ob.Queries(), outboxsql.ClaimParams{Limit: 1})
-	set, _ := ob.Queries().ClaimSet(outboxsql.ClaimParams{}, "CONCAT(?, id)")
-	return &benchEnv{ob: ob, raw: raw, sql: rawSQL{
+	eligible, _ := mysql.ClaimSQL(drv, outboxsql.ClaimParams{Limit: 1}, "c.id", "")
+	set, _ := mysql.OutboxQueries(drv).ClaimSet(outboxsql.ClaimParams{}, "CONCAT(?, id)")
+	return &benchEnv{drv: drv, ob: drv.Outbox(), raw: raw, sql: rawSQL{
 		insertPrefix: "INSERT INTO " + t + " (" + outboxsql.Columns + ") VALUES ",
 		eligible:     eligible,
 		claimSet:     "UPDATE " + t + " FORCE INDEX (PRIMARY) SET " + set + " WHERE id IN (",
@@ -251,9 +249,9 @@ func (e *benchEnv) rawComplete(ctx context.Context, msgs []rawMsg) error {
 }
 
 // enqueueInTx enqueues msgs in one transaction, as an application does.
-func enqueueInTx(ctx context.Context, ob *mysql.Outbox, msgs []ports.OutboxMessage) error {
-	return ob.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		_, err := ob.WithDB(tx).Enqueue(ctx, msgs...)
+func enqueueInTx(ctx context.Context, drv *wharf.Driver, msgs []ports.OutboxMessage) error {
+	return drv.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		_, err := drv.Bind(tx).Outbox.Enqueue(ctx, msgs...)
 		return err
 	})
 }
@@ -274,7 +272,7 @@ func BenchmarkEnqueue(b *testing.B) {
 			e.truncate(b)
 			b.ResetTimer()
 			for range b.N {
-				if err := enqueueInTx(ctx, e.ob, msgs); err != nil {
+				if err := enqueueInTx(ctx, e.drv, msgs); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -374,7 +372,7 @@ func BenchmarkInterleaved(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				start := time.Now()
-				if err := enqueueInTx(ctx, e.ob, msgs); err != nil {
+				if err := enqueueInTx(ctx, e.drv, msgs); err != nil {
 					b.Fatal(err)
 				}
 				mid := time.Now()

@@ -10,10 +10,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 
+	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/conformance"
-	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/internal/sqlbase"
 	"github.com/wharf-go/wharf/internal/testdb"
-	"github.com/wharf-go/wharf/ports"
 	"github.com/wharf-go/wharf/providers/mysql"
 )
 
@@ -32,11 +32,10 @@ var admin struct {
 func adminDB(t testing.TB, serverURL string) *sql.DB {
 	t.Helper()
 	admin.once.Do(func() {
-		var db *bun.DB
-		db, admin.err = mysql.Open(context.Background(), serverURL)
+		var drv *wharf.Driver
+		drv, admin.err = mysql.Open(context.Background(), serverURL, wharf.Options{Pool: wharf.PoolOptions{MaxOpenConns: 4}})
 		if admin.err == nil {
-			admin.db = db.DB
-			admin.db.SetMaxOpenConns(4)
+			admin.db = drv.DB().DB // the driver stays open as long as the process
 		}
 	})
 	require.NoError(t, admin.err, "open the admin connection to %s", testdb.MySQLEnv)
@@ -49,7 +48,7 @@ func newDatabase(t testing.TB) (dbURL, name string) {
 	t.Helper()
 	serverURL := testdb.URL(t, testdb.MySQLEnv)
 	adm := adminDB(t, serverURL)
-	name = "wharf_t_" + core.NewToken()[:16]
+	name = "wharf_t_" + sqlbase.NewToken()[:16]
 	_, err := adm.ExecContext(context.Background(), "CREATE DATABASE `"+name+"` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
 	require.NoError(t, err)
 	t.Cleanup(func() {
@@ -62,58 +61,46 @@ func newDatabase(t testing.TB) (dbURL, name string) {
 	return u.String(), name
 }
 
-// openURL opens rawURL with a small pool and closes it in t.Cleanup.
-func openURL(t testing.TB, rawURL string) *bun.DB {
+// openDriver opens rawURL with a small pool (unless opts.Pool asks for
+// another) and closes it in t.Cleanup.
+func openDriver(t testing.TB, rawURL string, opts wharf.Options) *wharf.Driver {
 	t.Helper()
-	db, err := mysql.Open(context.Background(), rawURL)
+	if opts.Pool.MaxOpenConns == 0 {
+		opts.Pool.MaxOpenConns = testPoolSize
+	}
+	drv, err := mysql.Open(context.Background(), rawURL, opts)
 	require.NoError(t, err)
-	db.SetMaxOpenConns(testPoolSize)
-	db.SetMaxIdleConns(testPoolSize)
-	t.Cleanup(func() { _ = db.Close() })
-	return db
+	t.Cleanup(func() { _ = drv.Close() })
+	return drv
 }
 
-// newTestDB returns a handle on a fresh, empty database.
-func newTestDB(t testing.TB) *bun.DB {
+// newTestDriver opens a driver on a fresh, empty database.
+func newTestDriver(t testing.TB, opts wharf.Options) *wharf.Driver {
 	t.Helper()
 	dbURL, _ := newDatabase(t)
-	return openURL(t, dbURL)
+	return openDriver(t, dbURL, opts)
 }
 
-func harness() conformance.Harness {
-	return conformance.Harness{
-		NewDB: newTestDB,
-		Migrate: func(ctx context.Context, db bun.IDB, outboxTable, idemTable string) error {
-			return mysql.Migrate(ctx, db, mysql.MigrateOptions{
-				Outbox:      mysql.OutboxOptions{TableName: outboxTable},
-				Idempotency: mysql.IdempotencyOptions{TableName: idemTable},
-			})
-		},
-		NewOutbox: func(db bun.IDB, cfg conformance.OutboxConfig) (conformance.Outbox, error) {
-			o, err := mysql.NewOutbox(db, mysql.OutboxOptions{TableName: cfg.TableName, Now: cfg.Now, DefaultMaxAttempts: cfg.DefaultMaxAttempts})
-			if err != nil {
-				return nil, err
-			}
-			return o, nil
-		},
-		NewIdempotency: func(db bun.IDB, cfg conformance.IdempotencyConfig) (ports.Idempotency, error) {
-			s, err := mysql.NewIdempotency(db, mysql.IdempotencyOptions{TableName: cfg.TableName, Now: cfg.Now, TTL: cfg.TTL, Lease: cfg.Lease})
-			if err != nil {
-				return nil, err
-			}
-			return s, nil
-		},
-		NewUnitOfWork: func(db *bun.DB, cfg conformance.UnitOfWorkConfig, build func(bun.IDB, ports.EventRecorder) (conformance.TxPorts, error)) ports.UnitOfWork[conformance.TxPorts] {
-			u, err := mysql.NewUnitOfWork(db, build, mysql.UnitOfWorkOptions{EventBus: cfg.EventBus, MaxAttempts: cfg.MaxAttempts})
-			if err != nil {
-				panic(err)
-			}
-			return u
-		},
-		Capabilities: conformance.Capabilities{ConcurrentWriters: true},
-	}
+// newTestDB returns the pool of a fresh, empty database; its driver stays
+// open until the test ends.
+func newTestDB(t testing.TB) *bun.DB {
+	t.Helper()
+	return newTestDriver(t, wharf.Options{}).DB()
+}
+
+// newDriver returns another driver on the pool of db, with other options,
+// closed when the test ends.
+func newDriver(t testing.TB, db *bun.DB, opts wharf.Options) *wharf.Driver {
+	t.Helper()
+	drv, err := wharf.NewDriver(db, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = drv.Close() })
+	return drv
 }
 
 func TestConformance(t *testing.T) {
-	conformance.Run(t, harness())
+	conformance.Run(t, conformance.Harness{
+		NewDB:        newTestDB,
+		Capabilities: conformance.Capabilities{RemoteNotifications: false},
+	})
 }

@@ -1,16 +1,16 @@
-// Package mysql implements wharf's ports on MySQL 8.0+ and MariaDB 10.6+
-// through uptrace/bun and go-sql-driver/mysql. Older servers lack FOR
-// UPDATE SKIP LOCKED and are refused by Open.
+// Package mysql is wharf's MySQL 8.0+ and MariaDB 10.6+ provider, through
+// uptrace/bun and go-sql-driver/mysql. Older servers lack FOR UPDATE SKIP
+// LOCKED and are refused by Open. Importing it registers the mysql:// URL
+// with wharf.Open.
 //
-// The same names exist in providers/sqlite and providers/postgres, so moving
-// between databases changes one import and one environment variable:
+//	drv, err := mysql.Open(ctx, "mysql://app:secret@db:3306/app", wharf.Options{})
+//	err = drv.Migrate(ctx)
+//	uow, err := wharf.NewUnitOfWork(drv, buildTxPorts, wharf.UnitOfWorkOptions{})
+//	r, err := relay.New(drv.Outbox(), handlers, relay.Options{})
 //
-//	app.Register(mysql.NewProvider(mysql.Options{}))  // MYSQL_DB_URL=mysql://user:pass@host:3306/app
-//	db, _ := core.Port[*bun.DB](app, "db")
-//	_ = mysql.Migrate(ctx, db, mysql.MigrateOptions{})
-//	outbox, _ := mysql.NewOutbox(db, mysql.OutboxOptions{})
-//	idem, _ := mysql.NewIdempotency(db, mysql.IdempotencyOptions{})
-//	uow, _ := mysql.NewUnitOfWork(db, buildTxPorts, mysql.UnitOfWorkOptions{})
+// NewProvider does the same from MYSQL_DB_URL inside a core.App. MySQL
+// cannot notify other processes of new messages: relays in the producer's
+// process wake at once, others poll (relay.Options.PollInterval).
 //
 // # Connection
 //
@@ -59,7 +59,7 @@
 // up to three times, before the deadlock reaches the caller. Bound to a
 // transaction or any other handle, the deadlock is returned at once.
 //
-// Bound to a caller's transaction (WithDB), the claim runs in a savepoint
+// Bound to a caller's transaction (Tx), the claim runs in a savepoint
 // and the caller's isolation level applies: it cannot change inside a
 // transaction. Per-key FIFO uses the key index (ordering_key, status, id).
 // Complete deletes delivered rows (rewriting an indexed status instead

@@ -5,7 +5,7 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
-	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/internal/sqlbase"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -39,7 +39,7 @@ func TranslateError(err error) error {
 	if err == nil {
 		return nil
 	}
-	var classified *core.DBError
+	var classified *sqlbase.DBError
 	if errors.As(err, &classified) {
 		return err
 	}
@@ -49,13 +49,13 @@ func TranslateError(err error) error {
 	}
 	switch me.Number {
 	case erLockDeadlock:
-		return &core.DBError{Kind: ports.ErrDeadlock, Retryable: true, Err: err}
+		return &sqlbase.DBError{Kind: ports.ErrDeadlock, Retryable: true, Err: err}
 	case erLockWaitTimeout, erConCount, erTooManyUserConns:
-		return &core.DBError{Kind: ports.ErrBusy, Retryable: true, Err: err}
+		return &sqlbase.DBError{Kind: ports.ErrBusy, Retryable: true, Err: err}
 	case erDupEntry, erDupEntryWithKeyName:
-		return &core.DBError{Kind: ports.ErrUniqueViolation, Err: err}
+		return &sqlbase.DBError{Kind: ports.ErrUniqueViolation, Err: err}
 	case erLockNowait:
-		return &core.DBError{Kind: ports.ErrLockNotAvailable, Err: err}
+		return &sqlbase.DBError{Kind: ports.ErrLockNotAvailable, Err: err}
 	}
 	return err
 }

@@ -18,9 +18,11 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 
+	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/internal/check"
+	"github.com/wharf-go/wharf/internal/outboxsql"
 	"github.com/wharf-go/wharf/ports"
-	"github.com/wharf-go/wharf/providers/internal/outboxsql"
 	"github.com/wharf-go/wharf/providers/mysql"
 )
 
@@ -136,9 +138,10 @@ func TestProviderBoot(t *testing.T) {
 	t.Run("MissingVariableNamesIt", func(t *testing.T) {
 		t.Setenv(mysql.EnvVar, "")
 		app := core.NewApp(core.AppOptions{})
-		require.NoError(t, app.Register(mysql.NewProvider(mysql.Options{})))
+		require.NoError(t, app.Register(mysql.NewProvider(wharf.ProviderOptions{})))
 		err := app.Start(context.Background())
 		require.ErrorContains(t, err, "MYSQL_DB_URL is not set")
+		require.ErrorIs(t, err, ports.ErrInvalidArgument)
 	})
 	t.Run("MalformedVariableNamesItButNotThePassword", func(t *testing.T) {
 		for _, u := range []string{
@@ -148,7 +151,7 @@ func TestProviderBoot(t *testing.T) {
 		} {
 			t.Setenv(mysql.EnvVar, u)
 			app := core.NewApp(core.AppOptions{})
-			require.NoError(t, app.Register(mysql.NewProvider(mysql.Options{})))
+			require.NoError(t, app.Register(mysql.NewProvider(wharf.ProviderOptions{})))
 			err := app.Start(context.Background())
 			require.ErrorContains(t, err, "MYSQL_DB_URL")
 			require.ErrorIs(t, err, ports.ErrInvalidArgument)
@@ -162,7 +165,7 @@ func TestProviderBoot(t *testing.T) {
 		u.User = url.UserPassword(u.User.Username(), secret)
 		t.Setenv(mysql.EnvVar, u.String())
 		app := core.NewApp(core.AppOptions{})
-		require.NoError(t, app.Register(mysql.NewProvider(mysql.Options{})))
+		require.NoError(t, app.Register(mysql.NewProvider(wharf.ProviderOptions{})))
 		err = app.Start(context.Background())
 		require.ErrorContains(t, err, "MYSQL_DB_URL")
 		require.ErrorContains(t, err, "Access denied")
@@ -172,38 +175,42 @@ func TestProviderBoot(t *testing.T) {
 		dbURL, _ := newDatabase(t)
 		t.Setenv(mysql.EnvVar, dbURL)
 		app := core.NewApp(core.AppOptions{})
-		require.NoError(t, app.Register(mysql.NewProvider(mysql.Options{MaxOpenConns: 7, ConnMaxIdleTime: time.Minute})))
+		require.NoError(t, app.Register(mysql.NewProvider(wharf.ProviderOptions{
+			Options: wharf.Options{Pool: wharf.PoolOptions{MaxOpenConns: 7, ConnMaxIdleTime: time.Minute}},
+		})))
 		require.NoError(t, app.Start(context.Background()))
-		db, err := core.Port[*bun.DB](app, "db")
+		drv, err := core.Port[*wharf.Driver](app, wharf.DefaultPortName)
 		require.NoError(t, err)
+		require.Equal(t, "mysql", drv.Dialect())
+		db := drv.DB()
 		require.NoError(t, db.PingContext(context.Background()))
-		require.Equal(t, 7, db.Stats().MaxOpenConnections, "Options.MaxOpenConns is applied")
+		require.Equal(t, 7, db.Stats().MaxOpenConnections, "Options.Pool.MaxOpenConns is applied")
 		var mode string
 		require.NoError(t, db.QueryRowContext(context.Background(), "SELECT @@sql_mode").Scan(&mode))
 		require.NotContains(t, mode, "NO_BACKSLASH_ESCAPES")
 		require.NoError(t, app.Stop(context.Background()))
 		require.Error(t, db.PingContext(context.Background()), "db must be closed after Stop")
-		_, err = core.Port[*bun.DB](app, "db")
+		_, err = core.Port[*wharf.Driver](app, wharf.DefaultPortName)
 		require.ErrorIs(t, err, core.ErrPortNotFound)
 	})
 	t.Run("OpenDefaultsThePool", func(t *testing.T) {
 		dbURL, _ := newDatabase(t)
-		fresh, err := mysql.Open(context.Background(), dbURL)
+		fresh, err := mysql.Open(context.Background(), dbURL, wharf.Options{})
 		require.NoError(t, err)
 		defer fresh.Close()
-		require.Equal(t, mysql.DefaultMaxOpenConns, fresh.Stats().MaxOpenConnections)
+		require.Equal(t, wharf.DefaultMaxOpenConns, fresh.DB().Stats().MaxOpenConnections)
 	})
 }
 
 // ---------------------------------------------------------------- helpers
 
-func migrated(t *testing.T) (*bun.DB, *mysql.Outbox) {
+// migrated returns a driver on a fresh database with its tables, its pool
+// and its outbox.
+func migrated(t *testing.T) (*wharf.Driver, *bun.DB, wharf.Outbox) {
 	t.Helper()
-	db := newTestDB(t)
-	require.NoError(t, mysql.Migrate(context.Background(), db, mysql.MigrateOptions{}))
-	ob, err := mysql.NewOutbox(db, mysql.OutboxOptions{})
-	require.NoError(t, err)
-	return db, ob
+	drv := newTestDriver(t, wharf.Options{})
+	require.NoError(t, drv.Migrate(context.Background()))
+	return drv, drv.DB(), drv.Outbox()
 }
 
 // explain returns EXPLAIN's rows as maps of column name to value.
@@ -243,7 +250,7 @@ func planOf(t *testing.T, plan []map[string]string, table string) map[string]str
 	return nil
 }
 
-func fill(t testing.TB, ob *mysql.Outbox, n int, key func(i int) string) []string {
+func fill(t testing.TB, ob ports.Outbox, n int, key func(i int) string) []string {
 	t.Helper()
 	var ids []string
 	for start := 0; start < n; start += 500 {
@@ -277,18 +284,22 @@ func claims(msgs []ports.ClaimedMessage) []ports.Claim {
 func TestClaimUsesTheClaimIndex(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, ob := migrated(t)
+	drv, db, ob := migrated(t)
 	fill(t, ob, 2000, func(i int) string { return fmt.Sprintf("k%d", i%50) })
 	_, err := db.ExecContext(ctx, "UPDATE outbox_messages SET status = 'dead' WHERE RIGHT(id, 1) NOT IN ('0', '1')")
 	require.NoError(t, err)
 	_, err = db.ExecContext(ctx, "ANALYZE TABLE outbox_messages")
 	require.NoError(t, err)
 
-	now := time.Now()
-	query, args := mysql.ClaimQuery(ob.Queries(), outboxsql.ClaimParams{
-		Now: core.FormatTime(now), LockedUntil: core.FormatTime(now.Add(time.Minute)),
+	now := core.FormatTime(time.Now())
+	// The claim's locking SELECT, from where its first statement finds the
+	// first claimable row.
+	var from string
+	require.NoError(t, db.QueryRowContext(ctx, mysql.HeadSQL(drv), now, now).Scan(&from))
+	query, args := mysql.ClaimSQL(drv, outboxsql.ClaimParams{
+		Now: now, LockedUntil: core.FormatTime(time.Now().Add(time.Minute)),
 		TokenPrefix: "x:", Limit: 10,
-	})
+	}, outboxsql.ClaimColumns, from)
 	require.Contains(t, query, "FOR UPDATE SKIP LOCKED")
 	plan := explain(t, db, query, args...)
 	c := planOf(t, plan, "c")
@@ -308,7 +319,7 @@ func TestClaimUsesTheClaimIndex(t *testing.T) {
 func TestClaimLocksOneRangeOfTheClaimIndex(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, ob := migrated(t)
+	_, db, ob := migrated(t)
 	rec := &recorder{}
 	db.AddQueryHook(rec)
 	fill(t, ob, 400, func(i int) string {
@@ -407,7 +418,7 @@ func (r *recorder) capture(fn func()) []string {
 func TestIDListStatementsStayOnThePrimaryKey(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, ob := migrated(t)
+	drv, db, ob := migrated(t)
 	rec := &recorder{}
 	db.AddQueryHook(rec)
 	fill(t, ob, 12, nil)
@@ -415,10 +426,10 @@ func TestIDListStatementsStayOnThePrimaryKey(t *testing.T) {
 	require.NoError(t, err)
 
 	var sqls []string
-	inRolledBackTx := func(fn func(ob *mysql.Outbox) error) {
+	inRolledBackTx := func(fn func(ob wharf.Outbox) error) {
 		tx, err := db.BeginTx(ctx, nil)
 		require.NoError(t, err)
-		sqls = append(sqls, rec.capture(func() { require.NoError(t, fn(ob.WithDB(tx))) })...)
+		sqls = append(sqls, rec.capture(func() { require.NoError(t, fn(drv.Bind(tx).Outbox)) })...)
 		require.NoError(t, tx.Rollback())
 	}
 	var msgs []ports.ClaimedMessage
@@ -427,11 +438,11 @@ func TestIDListStatementsStayOnThePrimaryKey(t *testing.T) {
 		require.NoError(t, err)
 	})...)
 	require.Len(t, msgs, 10)
-	inRolledBackTx(func(ob *mysql.Outbox) error { return ob.Complete(ctx, claims(msgs)...) })
-	inRolledBackTx(func(ob *mysql.Outbox) error { return ob.Release(ctx, claims(msgs)...) })
+	inRolledBackTx(func(ob wharf.Outbox) error { return ob.Complete(ctx, claims(msgs)...) })
+	inRolledBackTx(func(ob wharf.Outbox) error { return ob.Release(ctx, claims(msgs)...) })
 	// One claim lost: the fast DELETE is short and rolled back, and the
 	// fallback's locking read and DELETE name the lost claim exactly.
-	inRolledBackTx(func(ob *mysql.Outbox) error {
+	inRolledBackTx(func(ob wharf.Outbox) error {
 		cs := claims(msgs)
 		cs[0].Token += "-stale"
 		err := ob.Complete(ctx, cs...)
@@ -468,13 +479,12 @@ func TestIDListStatementsStayOnThePrimaryKey(t *testing.T) {
 func TestClaimDeadLettersExpiredFinalAttemptColumnByColumn(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := newTestDB(t)
-	require.NoError(t, mysql.Migrate(ctx, db, mysql.MigrateOptions{}))
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	ob, err := mysql.NewOutbox(db, mysql.OutboxOptions{Now: clock})
-	require.NoError(t, err)
-	_, err = ob.Enqueue(ctx,
+	drv := newTestDriver(t, wharf.Options{Now: clock})
+	require.NoError(t, drv.Migrate(ctx))
+	db, ob := drv.DB(), drv.Outbox()
+	_, err := ob.Enqueue(ctx,
 		ports.OutboxMessage{ID: "final", Topic: "t", Payload: json.RawMessage(`{}`), MaxAttempts: 1},
 		ports.OutboxMessage{ID: "more", Topic: "t", Payload: json.RawMessage(`{}`), MaxAttempts: 3})
 	require.NoError(t, err)
@@ -537,12 +547,11 @@ func TestClaimDeadLettersExpiredFinalAttemptColumnByColumn(t *testing.T) {
 func TestExtendToTheSameLeaseIsNotClaimLost(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := newTestDB(t)
-	require.NoError(t, mysql.Migrate(ctx, db, mysql.MigrateOptions{}))
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	ob, err := mysql.NewOutbox(db, mysql.OutboxOptions{Now: func() time.Time { return now }})
-	require.NoError(t, err)
-	_, err = ob.Enqueue(ctx, ports.OutboxMessage{Topic: "t", Payload: json.RawMessage(`{}`)})
+	drv := newTestDriver(t, wharf.Options{Now: func() time.Time { return now }})
+	require.NoError(t, drv.Migrate(ctx))
+	ob := drv.Outbox()
+	_, err := ob.Enqueue(ctx, ports.OutboxMessage{Topic: "t", Payload: json.RawMessage(`{}`)})
 	require.NoError(t, err)
 	msgs, err := ob.Claim(ctx, ports.ClaimOptions{Limit: 1, Lease: time.Minute})
 	require.NoError(t, err)
@@ -561,7 +570,7 @@ func TestExtendToTheSameLeaseIsNotClaimLost(t *testing.T) {
 func TestBinaryKeyColumnsCompareExactly(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, ob := migrated(t)
+	_, _, ob := migrated(t)
 	_, err := ob.Enqueue(ctx,
 		ports.OutboxMessage{ID: "x", Topic: "t", Key: "K", Payload: json.RawMessage(`{}`)},
 		ports.OutboxMessage{ID: "x ", Topic: "t ", Key: "K ", Payload: json.RawMessage(`{}`)},
@@ -584,11 +593,11 @@ func TestBinaryKeyColumnsCompareExactly(t *testing.T) {
 func TestClaimInsideCallerTransaction(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, ob := migrated(t)
+	drv, db, ob := migrated(t)
 	fill(t, ob, 3, nil)
 	tx, err := db.BeginTx(ctx, nil)
 	require.NoError(t, err)
-	msgs, err := ob.WithDB(tx).Claim(ctx, ports.ClaimOptions{Limit: 2, Lease: time.Minute})
+	msgs, err := drv.Bind(tx).Outbox.Claim(ctx, ports.ClaimOptions{Limit: 2, Lease: time.Minute})
 	require.NoError(t, err)
 	require.Len(t, msgs, 2)
 	require.NoError(t, tx.Rollback())
@@ -606,17 +615,17 @@ func TestDatabaseQualifiedAndLongTableNames(t *testing.T) {
 	ctx := context.Background()
 	db := newTestDB(t)
 	_, other := newDatabase(t)
-	long := strings.Repeat("o", core.MaxIdentifierLength)
+	long := strings.Repeat("o", check.MaxIdentifierLength)
 	for _, names := range [][2]string{
 		{other + ".outbox_messages", other + ".idempotency_records"},
 		{long, "i" + long[1:]},
 	} {
 		t.Run(strings.ReplaceAll(names[0], ".", "_")[:20], func(t *testing.T) {
-			opts := mysql.MigrateOptions{Outbox: mysql.OutboxOptions{TableName: names[0]}, Idempotency: mysql.IdempotencyOptions{TableName: names[1]}}
-			require.NoError(t, mysql.Migrate(ctx, db, opts))
-			require.NoError(t, mysql.Migrate(ctx, db, opts), "Migrate is idempotent")
-			ob, err := mysql.NewOutbox(db, opts.Outbox)
-			require.NoError(t, err)
+			drv := newDriver(t, db, wharf.Options{Outbox: wharf.OutboxOptions{TableName: names[0]}, Idempotency: wharf.IdempotencyOptions{TableName: names[1]}})
+			require.NoError(t, drv.Migrate(ctx))
+			require.NoError(t, drv.Migrate(ctx), "Migrate is idempotent")
+			require.NoError(t, drv.CheckSchema(ctx))
+			ob := drv.Outbox()
 			ids := fill(t, ob, 4, nil)
 			msgs, err := ob.Claim(ctx, ports.ClaimOptions{Limit: 4, Lease: time.Minute})
 			require.NoError(t, err)
@@ -629,8 +638,7 @@ func TestDatabaseQualifiedAndLongTableNames(t *testing.T) {
 			require.Len(t, recs, 2)
 			require.Equal(t, ids[2:], []string{recs[0].ID, recs[1].ID})
 
-			store, err := mysql.NewIdempotency(db, opts.Idempotency)
-			require.NoError(t, err)
+			store := drv.Idempotency()
 			req := ports.ReserveRequest{IdempotencyKey: ports.IdempotencyKey{Namespace: "n", Key: "k"}, Fingerprint: "fp"}
 			r, err := store.Reserve(ctx, req)
 			require.NoError(t, err)
@@ -656,11 +664,12 @@ func TestNothingIsTruncatedWithoutStrictMode(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dbURL, _ := newDatabase(t)
-	db := openURL(t, dbURL+"?sql_mode=%27%27")
+	drv := openDriver(t, dbURL+"?sql_mode=%27%27", wharf.Options{})
+	db := drv.DB()
 	var mode string
 	require.NoError(t, db.QueryRowContext(ctx, "SELECT @@SESSION.sql_mode").Scan(&mode))
 	require.Empty(t, mode, "strict mode is off in this session")
-	require.NoError(t, mysql.Migrate(ctx, db, mysql.MigrateOptions{}))
+	require.NoError(t, drv.Migrate(ctx))
 
 	// Control: in this mode the server itself truncates.
 	_, err := db.ExecContext(ctx, "CREATE TABLE ctl (v VARCHAR(3))")
@@ -673,8 +682,7 @@ func TestNothingIsTruncatedWithoutStrictMode(t *testing.T) {
 
 	emoji := func(n int) string { return strings.Repeat("🚢", n) }
 	t.Run("Idempotency", func(t *testing.T) {
-		store, err := mysql.NewIdempotency(db, mysql.IdempotencyOptions{})
-		require.NoError(t, err)
+		store := drv.Idempotency()
 		for name, req := range map[string]ports.ReserveRequest{
 			"Key256":         {IdempotencyKey: ports.IdempotencyKey{Namespace: "n", Key: emoji(256)}, Fingerprint: "fp"},
 			"Namespace256":   {IdempotencyKey: ports.IdempotencyKey{Namespace: emoji(256), Key: "k"}, Fingerprint: "fp"},
@@ -689,8 +697,9 @@ func TestNothingIsTruncatedWithoutStrictMode(t *testing.T) {
 		require.Zero(t, n, "nothing was written")
 
 		scope := map[string]string{"s": emoji(247)} // {"s":"..."} is 255 characters
-		scopeKey, err := core.ScopeKey(scope)
+		canonical, err := json.Marshal(scope)       // the stored scope: JSON with sorted keys
 		require.NoError(t, err)
+		scopeKey := string(canonical)
 		require.Equal(t, 255, len([]rune(scopeKey)))
 		req := ports.ReserveRequest{IdempotencyKey: ports.IdempotencyKey{Namespace: emoji(255), Key: emoji(254) + "k", Scope: scope}, Fingerprint: emoji(255)}
 		r, err := store.Reserve(ctx, req)
@@ -710,8 +719,7 @@ func TestNothingIsTruncatedWithoutStrictMode(t *testing.T) {
 		require.Equal(t, req.Fingerprint, fp)
 	})
 	t.Run("Outbox", func(t *testing.T) {
-		ob, err := mysql.NewOutbox(db, mysql.OutboxOptions{})
-		require.NoError(t, err)
+		ob := drv.Outbox()
 		for name, m := range map[string]ports.OutboxMessage{
 			"Topic256": {Topic: emoji(256), Payload: json.RawMessage(`{}`)},
 			"Key256":   {Topic: "t", Key: emoji(256), Payload: json.RawMessage(`{}`)},
@@ -722,7 +730,7 @@ func TestNothingIsTruncatedWithoutStrictMode(t *testing.T) {
 		}
 		m := ports.OutboxMessage{ID: emoji(255), Topic: emoji(255), Key: emoji(255),
 			Payload: json.RawMessage(`{"p":"` + emoji(5000) + `"}`), Headers: map[string]string{"h": emoji(300)}}
-		_, err = ob.Enqueue(ctx, m)
+		_, err := ob.Enqueue(ctx, m)
 		require.NoError(t, err)
 		got, err := ob.Claim(ctx, ports.ClaimOptions{Limit: 1, Lease: time.Minute, Topics: []string{m.Topic}})
 		require.NoError(t, err)
@@ -761,13 +769,15 @@ func TestReserveSeesCommitsAfterTheSnapshot(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			db := newTestDB(t)
-			require.NoError(t, mysql.Migrate(ctx, db, mysql.MigrateOptions{}))
-			store, err := mysql.NewIdempotency(db, mysql.IdempotencyOptions{})
-			require.NoError(t, err)
+			drv := newTestDriver(t, wharf.Options{})
+			require.NoError(t, drv.Migrate(ctx))
+			db, store := drv.DB(), drv.Idempotency()
 			req := ports.ReserveRequest{IdempotencyKey: ports.IdempotencyKey{Namespace: "orders", Key: "k-1"}, Fingerprint: "fp"}
 
-			var held ports.Reservation
+			var (
+				held ports.Reservation
+				err  error
+			)
 			if tt.reserveBefore {
 				held, err = store.Reserve(ctx, req)
 				require.NoError(t, err)
@@ -789,7 +799,7 @@ func TestReserveSeesCommitsAfterTheSnapshot(t *testing.T) {
 			require.NoError(t, tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM idempotency_records WHERE status = 'in_progress'").Scan(&n))
 			require.Equal(t, tt.snapshotSeesRows, n, "the snapshot still shows the old state")
 
-			r, err := store.WithDB(tx).Reserve(ctx, req)
+			r, err := drv.Bind(tx).Idempotency.Reserve(ctx, req)
 			require.NoError(t, err)
 			require.Equal(t, ports.Replay.String(), r.Status.String())
 			require.JSONEq(t, `{"order":1}`, string(r.Result))
@@ -808,19 +818,19 @@ func TestConcurrentReservesInTransactionsDoNotDeadlock(t *testing.T) {
 	t.Parallel()
 	const waiters = 6
 	ctx := context.Background()
-	db := newTestDB(t)
-	require.NoError(t, mysql.Migrate(ctx, db, mysql.MigrateOptions{}))
-	uow, err := mysql.NewUnitOfWork(db, func(tx bun.IDB, _ ports.EventRecorder) (*mysql.Idempotency, error) {
-		return mysql.NewIdempotency(tx, mysql.IdempotencyOptions{})
-	}, mysql.UnitOfWorkOptions{MaxAttempts: 1})
+	drv := newTestDriver(t, wharf.Options{})
+	require.NoError(t, drv.Migrate(ctx))
+	db := drv.DB()
+	uow, err := wharf.NewUnitOfWork(drv, func(tx wharf.Tx) (wharf.Idempotency, error) {
+		return tx.Idempotency, nil
+	}, wharf.UnitOfWorkOptions{MaxAttempts: 1})
 	require.NoError(t, err)
 	req := ports.ReserveRequest{IdempotencyKey: ports.IdempotencyKey{Namespace: "orders", Key: "k-1"}, Fingerprint: "fp"}
 
 	holder, err := db.BeginTx(ctx, nil)
 	require.NoError(t, err)
 	defer func() { _ = holder.Rollback() }()
-	hs, err := mysql.NewIdempotency(holder, mysql.IdempotencyOptions{})
-	require.NoError(t, err)
+	hs := drv.Bind(holder).Idempotency
 	r, err := hs.Reserve(ctx, req)
 	require.NoError(t, err)
 	require.Equal(t, ports.Reserved, r.Status)
@@ -832,7 +842,7 @@ func TestConcurrentReservesInTransactionsDoNotDeadlock(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = uow.Transaction(ctx, func(ctx context.Context, store *mysql.Idempotency) error {
+			errs[i] = uow.Transaction(ctx, func(ctx context.Context, store wharf.Idempotency) error {
 				res, err := store.Reserve(ctx, req)
 				results[i] = res.Status
 				return err
@@ -864,13 +874,13 @@ func TestConcurrentReservesInTransactionsDoNotDeadlock(t *testing.T) {
 func TestUnitOfWorkRetriesRealDeadlock(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := newTestDB(t)
+	drv := newTestDriver(t, wharf.Options{})
+	db := drv.DB()
 	_, err := db.ExecContext(ctx, "CREATE TABLE pair (id INT PRIMARY KEY, n INT NOT NULL)")
 	require.NoError(t, err)
 	_, err = db.ExecContext(ctx, "INSERT INTO pair VALUES (1, 0), (2, 0)")
 	require.NoError(t, err)
-	uow, err := mysql.NewUnitOfWork(db, func(tx bun.IDB, _ ports.EventRecorder) (bun.IDB, error) { return tx, nil },
-		mysql.UnitOfWorkOptions{MaxAttempts: 3})
+	uow, err := wharf.NewUnitOfWork(drv, txDB, wharf.UnitOfWorkOptions{MaxAttempts: 3})
 	require.NoError(t, err)
 
 	var (
@@ -930,7 +940,8 @@ func TestUnitOfWorkRetriesRealLockWaitTimeout(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dbURL, _ := newDatabase(t)
-	db := openURL(t, dbURL+"?innodb_lock_wait_timeout=1")
+	drv := openDriver(t, dbURL+"?innodb_lock_wait_timeout=1", wharf.Options{})
+	db := drv.DB()
 	_, err := db.ExecContext(ctx, "CREATE TABLE locked (id INT PRIMARY KEY, n INT NOT NULL)")
 	require.NoError(t, err)
 	_, err = db.ExecContext(ctx, "CREATE TABLE marks (id VARCHAR(32) PRIMARY KEY)")
@@ -938,14 +949,13 @@ func TestUnitOfWorkRetriesRealLockWaitTimeout(t *testing.T) {
 	_, err = db.ExecContext(ctx, "INSERT INTO locked VALUES (1, 0)")
 	require.NoError(t, err)
 
-	holderDB := openURL(t, dbURL)
+	holderDB := openDriver(t, dbURL, wharf.Options{}).DB()
 	holder, err := holderDB.BeginTx(ctx, nil)
 	require.NoError(t, err)
 	defer func() { _ = holder.Rollback() }()
 	_, err = holder.ExecContext(ctx, "UPDATE locked SET n = n + 100 WHERE id = 1")
 	require.NoError(t, err)
 
-	build := func(tx bun.IDB, _ ports.EventRecorder) (bun.IDB, error) { return tx, nil }
 	var attempt atomic.Int32
 	fn := func(ctx context.Context, tx bun.IDB) error {
 		a := attempt.Add(1)
@@ -968,7 +978,7 @@ func TestUnitOfWorkRetriesRealLockWaitTimeout(t *testing.T) {
 		return out
 	}
 
-	probe, err := mysql.NewUnitOfWork(db, build, mysql.UnitOfWorkOptions{MaxAttempts: 1})
+	probe, err := wharf.NewUnitOfWork(drv, txDB, wharf.UnitOfWorkOptions{MaxAttempts: 1})
 	require.NoError(t, err)
 	err = probe.Transaction(ctx, fn)
 	require.ErrorIs(t, err, ports.ErrBusy, "a lock wait timeout is classified as busy")
@@ -985,7 +995,7 @@ func TestUnitOfWorkRetriesRealLockWaitTimeout(t *testing.T) {
 			once.Do(func() { close(retried) })
 		}
 	}))
-	uow, err := mysql.NewUnitOfWork(db, build, mysql.UnitOfWorkOptions{MaxAttempts: 5, Logger: logger})
+	uow, err := wharf.NewUnitOfWork(drv, txDB, wharf.UnitOfWorkOptions{MaxAttempts: 5, Logger: logger})
 	require.NoError(t, err)
 	released := make(chan error, 1)
 	go func() {
@@ -1000,6 +1010,10 @@ func TestUnitOfWorkRetriesRealLockWaitTimeout(t *testing.T) {
 	require.NoError(t, db.QueryRowContext(ctx, "SELECT n FROM locked WHERE id = 1").Scan(&n))
 	require.Equal(t, 1, n)
 }
+
+// txDB is the build function of units of work that need only the
+// transaction.
+func txDB(tx wharf.Tx) (bun.IDB, error) { return tx.DB, nil }
 
 type handlerFunc func(slog.Record)
 
@@ -1088,7 +1102,7 @@ func TestProducersAndClaimersAtScale(t *testing.T) {
 		batch     = 50
 	)
 	ctx := context.Background()
-	db, _ := migrated(t)
+	drv, db, _ := migrated(t)
 	deadlocksBefore := innodbDeadlocks(t, db)
 
 	var (
@@ -1111,11 +1125,6 @@ func TestProducersAndClaimersAtScale(t *testing.T) {
 		prodWG.Add(1)
 		go func() {
 			defer prodWG.Done()
-			ob, err := mysql.NewOutbox(db, mysql.OutboxOptions{})
-			if err != nil {
-				fail(err)
-				return
-			}
 			for i := 0; i < total/producers/perTx; i++ {
 				msgs := make([]ports.OutboxMessage, perTx)
 				for j := range msgs {
@@ -1125,7 +1134,7 @@ func TestProducersAndClaimersAtScale(t *testing.T) {
 					}
 				}
 				err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-					_, err := ob.WithDB(tx).Enqueue(ctx, msgs...)
+					_, err := drv.Bind(tx).Outbox.Enqueue(ctx, msgs...)
 					return err
 				})
 				if err != nil {
@@ -1144,11 +1153,7 @@ func TestProducersAndClaimersAtScale(t *testing.T) {
 		claimWG.Add(1)
 		go func() {
 			defer claimWG.Done()
-			ob, err := mysql.NewOutbox(db, mysql.OutboxOptions{})
-			if err != nil {
-				fail(err)
-				return
-			}
+			ob := drv.Outbox()
 			var giveUp time.Time
 			for {
 				// Read the state before claiming. After the producers
@@ -1262,4 +1267,63 @@ func innodbDeadlocks(t *testing.T, db bun.IDB) any {
 		return nil
 	}
 	return n
+}
+
+// ---------------------------------------------------------------- Open
+
+// TestOpen: Open takes MySQL URLs only (never repeating a password),
+// wharf.Open finds MySQL by the URL's scheme, and the pool gets what
+// Options.Pool asks.
+func TestOpen(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t.Run("OtherDialectsURLsAreInvalid", func(t *testing.T) {
+		t.Parallel()
+		for _, u := range []string{"postgres://u:" + secret + "@db.example:5432/app", "postgresql://u:" + secret + "@db.example/app", "file:app.db", "sqlite:app.db", ":memory:"} {
+			drv, err := mysql.Open(ctx, u, wharf.Options{})
+			require.ErrorIs(t, err, ports.ErrInvalidArgument, u)
+			require.Nil(t, drv, u)
+			require.NotContains(t, err.Error(), secret, "the error must not show the password")
+		}
+	})
+	t.Run("WharfOpenPicksMySQLByScheme", func(t *testing.T) {
+		t.Parallel()
+		dbURL, _ := newDatabase(t)
+		drv, err := wharf.Open(ctx, dbURL, wharf.Options{Pool: wharf.PoolOptions{MaxOpenConns: 2}})
+		require.NoError(t, err)
+		require.Equal(t, "mysql", drv.Dialect())
+		var mode string
+		require.NoError(t, drv.DB().QueryRowContext(ctx, "SELECT @@SESSION.sql_mode").Scan(&mode))
+		require.NotContains(t, mode, "NO_BACKSLASH_ESCAPES", "wharf.Open applies the provider's DSN defaults")
+		require.NoError(t, drv.Close())
+		require.Error(t, drv.DB().PingContext(ctx), "Close closes the pool Open opened")
+	})
+	t.Run("WharfOpenTakesEveryRegisteredScheme", func(t *testing.T) {
+		t.Parallel()
+		dbURL, _ := newDatabase(t)
+		_, rest, ok := strings.Cut(dbURL, "://")
+		require.True(t, ok)
+		drv, err := wharf.Open(ctx, "mariadb://"+rest, wharf.Options{Pool: wharf.PoolOptions{MaxOpenConns: 2}})
+		require.NoError(t, err, "the mysql provider registers the mariadb scheme")
+		require.Equal(t, "mysql", drv.Dialect())
+		require.NoError(t, drv.Close())
+	})
+	t.Run("AppliesThePool", func(t *testing.T) {
+		t.Parallel()
+		dbURL, _ := newDatabase(t)
+		for _, tt := range []struct {
+			name string
+			pool wharf.PoolOptions
+			want int
+		}{
+			{"Default", wharf.PoolOptions{}, wharf.DefaultMaxOpenConns},
+			{"Asked", wharf.PoolOptions{MaxOpenConns: 7}, 7},
+			{"Unlimited", wharf.PoolOptions{MaxOpenConns: -1}, 0},
+		} {
+			drv, err := mysql.Open(ctx, dbURL, wharf.Options{Pool: tt.pool})
+			require.NoError(t, err, tt.name)
+			require.Equal(t, tt.want, drv.DB().Stats().MaxOpenConnections, tt.name)
+			require.NoError(t, drv.Close())
+		}
+	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
@@ -15,15 +14,15 @@ import (
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/mysqldialect"
 
-	"github.com/wharf-go/wharf/core"
-	"github.com/wharf-go/wharf/providers/internal/dbprovider"
+	"github.com/wharf-go/wharf"
+	"github.com/wharf-go/wharf/internal/check"
+	"github.com/wharf-go/wharf/internal/dialect"
 )
 
 // EnvVar is the environment variable NewProvider reads.
 const EnvVar = "MYSQL_DB_URL"
 
-// Defaults that Open applies unless the URL (timeouts) or Options (pool)
-// set them.
+// Timeouts that Open applies unless the URL sets them.
 const (
 	// DefaultTimeout bounds establishing a connection (the driver's
 	// "timeout" parameter).
@@ -35,106 +34,45 @@ const (
 	DefaultReadTimeout = 60 * time.Second
 	// DefaultWriteTimeout bounds sending one request ("writeTimeout").
 	DefaultWriteTimeout = 60 * time.Second
-	// DefaultMaxOpenConns caps the pool.
-	DefaultMaxOpenConns = 25
-	// DefaultConnMaxLifetime recycles connections before servers, proxies or
-	// firewalls drop them (the driver recommends less than 5 minutes).
-	DefaultConnMaxLifetime = 3 * time.Minute
 )
 
-// Options configures NewProvider. The zero value reads MYSQL_DB_URL,
-// installs the database as port "db" and uses the default pool settings.
-type Options struct {
-	// URL overrides MYSQL_DB_URL:
-	// "mysql://user:password@host:3306/database?param=value".
-	URL string
-	// PortName is the port the *bun.DB is installed under; default "db".
-	PortName string
-	// Logger; nil discards.
-	Logger *slog.Logger
-
-	// MaxOpenConns caps open connections; 0 means DefaultMaxOpenConns,
-	// negative means no limit.
-	MaxOpenConns int
-	// MaxIdleConns caps idle connections; 0 means MaxOpenConns (no churn
-	// under steady load), negative means none are kept.
-	MaxIdleConns int
-	// ConnMaxLifetime recycles older connections; 0 means
-	// DefaultConnMaxLifetime, negative means never.
-	ConnMaxLifetime time.Duration
-	// ConnMaxIdleTime closes connections idle for longer; 0 or negative
-	// means never (ConnMaxLifetime still applies).
-	ConnMaxIdleTime time.Duration
-}
-
-// applyPool sets the pool limits of db from o (zero values mean defaults).
-func (o Options) applyPool(db *sql.DB) {
-	maxOpen := o.MaxOpenConns
-	switch {
-	case maxOpen == 0:
-		maxOpen = DefaultMaxOpenConns
-	case maxOpen < 0:
-		maxOpen = 0 // database/sql: no limit
-	}
-	maxIdle := o.MaxIdleConns
-	switch {
-	case maxIdle == 0:
-		maxIdle = maxOpen
-		if maxIdle == 0 {
-			maxIdle = DefaultMaxOpenConns
-		}
-	case maxIdle < 0:
-		maxIdle = 0
-	}
-	lifetime := o.ConnMaxLifetime
-	if lifetime == 0 {
-		lifetime = DefaultConnMaxLifetime
-	}
-	db.SetMaxOpenConns(maxOpen)
-	db.SetMaxIdleConns(maxIdle)
-	db.SetConnMaxLifetime(lifetime) // <= 0: never
-	db.SetConnMaxIdleTime(o.ConnMaxIdleTime)
-}
-
-// Provider opens the database on Start and closes it on Stop.
-type Provider = dbprovider.Provider
-
 // NewProvider returns a core.Provider that opens MYSQL_DB_URL (or
-// Options.URL) with Open, applies the pool settings of opts and installs the
-// *bun.DB as Options.PortName. A missing or malformed URL fails Start with
-// an error naming the variable; the password never appears in errors.
-func NewProvider(opts Options) *Provider {
-	return dbprovider.New(dbprovider.Config{
-		Dialect: "mysql", EnvVar: EnvVar, URL: opts.URL, PortName: opts.PortName,
-		Example: "mysql://user:password@localhost:3306/app",
-		Open: func(ctx context.Context, rawURL string) (*bun.DB, error) {
-			db, err := Open(ctx, rawURL)
-			if err != nil {
-				return nil, err
-			}
-			opts.applyPool(db.DB)
-			return db, nil
-		},
-		Logger: opts.Logger,
-	})
+// opts.URL) on Start and installs the driver as a port (see
+// wharf.Provider). A missing or malformed URL fails Start with an error
+// naming the variable; the password never appears in errors.
+func NewProvider(opts wharf.ProviderOptions) *wharf.Provider {
+	if opts.EnvVar == "" {
+		opts.EnvVar = EnvVar
+	}
+	opts.Dialect = "mysql"
+	return wharf.NewProvider(opts)
 }
 
-// Open opens and pings a MySQL 8.0+ or MariaDB 10.6+ database. rawURL is
-// "mysql://user:password@host[:port]/database[?params]" (see DSN), and the
-// pool gets the default limits (DefaultMaxOpenConns idle and open,
-// DefaultConnMaxLifetime); change them on the returned db. An older server
-// is refused with an error saying which versions are supported.
-func Open(ctx context.Context, rawURL string) (*bun.DB, error) {
+// Open opens a pool on url ("mysql://user:password@host[:port]/database";
+// see DSN), checks the server and returns a driver that owns the pool. A
+// URL of another dialect is an error matching ports.ErrInvalidArgument; an
+// older server than MySQL 8.0 or MariaDB 10.6 is refused.
+func Open(ctx context.Context, url string, opts wharf.Options) (*wharf.Driver, error) {
+	if _, _, err := parseURL(url); err != nil {
+		return nil, err
+	}
+	return wharf.Open(ctx, url, opts)
+}
+
+// openDB opens and pings a MySQL 8.0+ or MariaDB 10.6+ database with
+// pool's settings. An older server is refused with an error saying which
+// versions are supported.
+func openDB(ctx context.Context, rawURL string, pool dialect.Pool) (*bun.DB, error) {
 	cfg, redacted, err := parseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
 	connector, err := gomysql.NewConnector(cfg)
 	if err != nil {
-		return nil, core.Invalidf("mysql: URL %s: %v", redacted, err)
+		return nil, check.Invalidf("mysql: URL %s: %v", redacted, err)
 	}
 	sqldb := sql.OpenDB(connector)
-	Options{}.applyPool(sqldb)
+	dialect.ApplyPool(sqldb, pool)
 	if err := sqldb.PingContext(ctx); err != nil {
 		_ = sqldb.Close()
 		return nil, fmt.Errorf("mysql: open %s: %w", redacted, TranslateError(err))
@@ -230,33 +168,33 @@ const urlShape = "mysql://user:password@host:3306/database?param=value"
 // without password and query, safe to show.
 func parseURL(rawURL string) (cfg *gomysql.Config, redacted string, err error) {
 	if strings.TrimSpace(rawURL) == "" {
-		return nil, "", core.Invalidf("mysql: empty URL; use %s", urlShape)
+		return nil, "", check.Invalidf("mysql: empty URL; use %s", urlShape)
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		// url.Error repeats the whole URL, password included: say what is
 		// expected instead.
-		return nil, "", core.Invalidf("mysql: malformed URL (not shown: it may contain a password); it must look like %s, with special characters of the user name and password percent-encoded", urlShape)
+		return nil, "", check.Invalidf("mysql: malformed URL (not shown: it may contain a password); it must look like %s, with special characters of the user name and password percent-encoded", urlShape)
 	}
 	if u.Opaque != "" {
-		return nil, "", core.Invalidf("mysql: malformed URL (not shown: it may contain a password); it must start with \"mysql://\" (%s)", urlShape)
+		return nil, "", check.Invalidf("mysql: malformed URL (not shown: it may contain a password); it must start with \"mysql://\" (%s)", urlShape)
 	}
 	safe := *u
 	safe.RawQuery, safe.ForceQuery, safe.Fragment, safe.RawFragment = "", false, "", ""
 	redacted = safe.Redacted()
-	if u.Scheme != "mysql" {
-		return nil, redacted, core.Invalidf("mysql: malformed URL %s: the scheme must be \"mysql\" (%s)", redacted, urlShape)
+	if u.Scheme != "mysql" && u.Scheme != "mariadb" {
+		return nil, redacted, check.Invalidf("mysql: malformed URL %s: the scheme must be \"mysql\" or \"mariadb\" (%s)", redacted, urlShape)
 	}
 	if u.User == nil || u.User.Username() == "" {
-		return nil, redacted, core.Invalidf("mysql: malformed URL %s: no user name (%s)", redacted, urlShape)
+		return nil, redacted, check.Invalidf("mysql: malformed URL %s: no user name (%s)", redacted, urlShape)
 	}
 	dbName := strings.TrimPrefix(u.Path, "/")
 	if dbName == "" || strings.Contains(dbName, "/") {
-		return nil, redacted, core.Invalidf("mysql: malformed URL %s: the path must be one database name (%s)", redacted, urlShape)
+		return nil, redacted, check.Invalidf("mysql: malformed URL %s: the path must be one database name (%s)", redacted, urlShape)
 	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
-		return nil, redacted, core.Invalidf("mysql: malformed query string in URL %s: %v", redacted, err)
+		return nil, redacted, check.Invalidf("mysql: malformed query string in URL %s: %v", redacted, err)
 	}
 	socket := q.Get("socket")
 	q.Del("socket")
@@ -265,7 +203,7 @@ func parseURL(rawURL string) (cfg *gomysql.Config, redacted string, err error) {
 	// error messages.
 	cfg, err = gomysql.ParseDSN("/?" + q.Encode())
 	if err != nil {
-		return nil, redacted, core.Invalidf("mysql: URL %s: %v", redacted, err)
+		return nil, redacted, check.Invalidf("mysql: URL %s: %v", redacted, err)
 	}
 	cfg.User = u.User.Username()
 	cfg.Passwd, _ = u.User.Password()
@@ -275,7 +213,7 @@ func parseURL(rawURL string) (cfg *gomysql.Config, redacted string, err error) {
 	} else {
 		host := u.Hostname()
 		if host == "" {
-			return nil, redacted, core.Invalidf("mysql: malformed URL %s: no host; use host[:port] or ?socket=/path/to/mysqld.sock (%s)", redacted, urlShape)
+			return nil, redacted, check.Invalidf("mysql: malformed URL %s: no host; use host[:port] or ?socket=/path/to/mysqld.sock (%s)", redacted, urlShape)
 		}
 		port := u.Port()
 		if port == "" {
@@ -294,25 +232,25 @@ func parseURL(rawURL string) (cfg *gomysql.Config, redacted string, err error) {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
 	if q.Has("clientFoundRows") && !cfg.ClientFoundRows {
-		return nil, redacted, core.Invalidf("mysql: URL %s: clientFoundRows must be true (wharf reads matched rows to detect lost claims); remove the parameter", redacted)
+		return nil, redacted, check.Invalidf("mysql: URL %s: clientFoundRows must be true (wharf reads matched rows to detect lost claims); remove the parameter", redacted)
 	}
 	cfg.ClientFoundRows = true
 	if cfg.MultiStatements {
-		return nil, redacted, core.Invalidf("mysql: URL %s: multiStatements=true is refused (it lets one injected string run several statements); remove the parameter", redacted)
+		return nil, redacted, check.Invalidf("mysql: URL %s: multiStatements=true is refused (it lets one injected string run several statements); remove the parameter", redacted)
 	}
 	for _, cs := range q["charset"] {
 		for _, c := range strings.Split(cs, ",") {
 			if !strings.EqualFold(strings.TrimSpace(c), "utf8mb4") {
-				return nil, redacted, core.Invalidf("mysql: URL %s: charset %q is refused; wharf needs utf8mb4 (the default)", redacted, c)
+				return nil, redacted, check.Invalidf("mysql: URL %s: charset %q is refused; wharf needs utf8mb4 (the default)", redacted, c)
 			}
 		}
 	}
 	if c := cfg.Collation; c != "" && !strings.HasPrefix(strings.ToLower(c), "utf8mb4_") {
-		return nil, redacted, core.Invalidf("mysql: URL %s: collation %q is refused; use a utf8mb4 collation (default utf8mb4_general_ci)", redacted, c)
+		return nil, redacted, check.Invalidf("mysql: URL %s: collation %q is refused; use a utf8mb4 collation (default utf8mb4_general_ci)", redacted, c)
 	}
 	if mode, ok := cfg.Params["sql_mode"]; ok {
 		if strings.Contains(strings.ToUpper(mode), "NO_BACKSLASH_ESCAPES") {
-			return nil, redacted, core.Invalidf("mysql: URL %s: sql_mode with NO_BACKSLASH_ESCAPES is refused: bun escapes backslashes in the strings it sends", redacted)
+			return nil, redacted, check.Invalidf("mysql: URL %s: sql_mode with NO_BACKSLASH_ESCAPES is refused: bun escapes backslashes in the strings it sends", redacted)
 		}
 	} else {
 		if cfg.Params == nil {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/uptrace/bun/schema"
 
-	"github.com/wharf-go/wharf/providers/internal/outboxsql"
+	"github.com/wharf-go/wharf/internal/outboxsql"
 )
 
 // textArray is a list argument of Complete and Release (outboxsql's

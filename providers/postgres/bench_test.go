@@ -13,11 +13,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/stretchr/testify/require"
-	"github.com/uptrace/bun"
 
+	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/internal/outboxsql"
+	"github.com/wharf-go/wharf/internal/sqlbase"
 	"github.com/wharf-go/wharf/ports"
-	"github.com/wharf-go/wharf/providers/internal/outboxsql"
 	"github.com/wharf-go/wharf/providers/postgres"
 )
 
@@ -47,18 +48,18 @@ const (
 // benchEnv is one benchmark's schema, with a wharf handle and a raw one.
 type benchEnv struct {
 	ctx context.Context
-	db  *bun.DB // wharf: postgres.Open
-	raw *sql.DB // baseline: pgx stdlib with pgx's defaults
-	ob  *postgres.Outbox
+	drv *wharf.Driver // wharf: postgres.Open
+	raw *sql.DB       // baseline: pgx stdlib with pgx's defaults
+	ob  wharf.Outbox
 }
 
 func newBenchEnv(b *testing.B) *benchEnv {
 	b.Helper()
 	_, u := newSchema(b)
-	db := openDB(b, u)
-	for _, table := range []string{benchTable, rawTable} {
-		require.NoError(b, postgres.Migrate(context.Background(), db, postgres.MigrateOptions{Outbox: postgres.OutboxOptions{TableName: table}}))
-	}
+	drv := openDriver(b, u, wharf.Options{Outbox: wharf.OutboxOptions{TableName: benchTable}})
+	require.NoError(b, drv.Migrate(context.Background()))
+	// The baseline's table: the same DDL, created by a driver of its own.
+	require.NoError(b, newDriver(b, drv.DB(), wharf.Options{Outbox: wharf.OutboxOptions{TableName: rawTable}}).Migrate(context.Background()))
 	cfg, err := pgx.ParseConfig(u)
 	require.NoError(b, err)
 	if os.Getenv("WHARF_BENCH_RAW_PROTOCOL") == "simple" {
@@ -68,12 +69,10 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	}
 	raw := stdlib.OpenDB(*cfg)
 	b.Cleanup(func() { _ = raw.Close() })
-	ob, err := postgres.NewOutbox(db, postgres.OutboxOptions{TableName: benchTable})
-	require.NoError(b, err)
 	// Open both pools' connection before timing.
-	require.NoError(b, db.PingContext(context.Background()))
+	require.NoError(b, drv.DB().PingContext(context.Background()))
 	require.NoError(b, raw.PingContext(context.Background()))
-	return &benchEnv{ctx: context.Background(), db: db, raw: raw, ob: ob}
+	return &benchEnv{ctx: context.Background(), drv: drv, raw: raw, ob: drv.Outbox()}
 }
 
 // pair times the two sides of a paired benchmark, operation by operation.
@@ -134,11 +133,11 @@ func BenchmarkEnqueue(b *testing.B) {
 			b.ResetTimer()
 			for i := range b.N {
 				p.run(b, i, func() error {
-					tx, err := e.db.BeginTx(e.ctx, nil)
+					tx, err := e.drv.DB().BeginTx(e.ctx, nil)
 					if err != nil {
 						return err
 					}
-					if _, err := e.ob.WithDB(tx).Enqueue(e.ctx, msgs...); err != nil {
+					if _, err := e.drv.Bind(tx).Outbox.Enqueue(e.ctx, msgs...); err != nil {
 						return err
 					}
 					return tx.Commit()
@@ -256,7 +255,7 @@ func BenchmarkClaimComplete(b *testing.B) {
 	}
 }
 
-// rawClaim is the statement of postgres.ClaimQuery with $n parameters: $1
+// rawClaim is the claim statement (postgres.ClaimSQL) with $n parameters: $1
 // token prefix, $2 lease end, $3 last error of an expired final attempt, $4
 // now, $5 limit.
 const rawClaim = "UPDATE " + rawTable + " SET" +
@@ -279,7 +278,7 @@ const rawComplete = "DELETE FROM " + rawTable + " WHERE id = ANY($1) AND claim_t
 // the same columns.
 func rawClaimComplete(e *benchEnv, batch int, ids, tokens *[]string) error {
 	now := time.Now()
-	rows, err := e.raw.QueryContext(e.ctx, rawClaim, core.NewToken()+":", core.FormatTime(now.Add(time.Minute)),
+	rows, err := e.raw.QueryContext(e.ctx, rawClaim, sqlbase.NewToken()+":", core.FormatTime(now.Add(time.Minute)),
 		outboxsql.LeaseExpiredError, core.FormatTime(now), batch)
 	if err != nil {
 		return err

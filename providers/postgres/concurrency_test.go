@@ -18,12 +18,13 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 
+	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/ports"
 	"github.com/wharf-go/wharf/providers/postgres"
 )
 
 // seedMessages enqueues n messages (in batches) and returns their IDs.
-func seedMessages(t *testing.T, ob *postgres.Outbox, n int) []string {
+func seedMessages(t *testing.T, ob ports.Outbox, n int) []string {
 	t.Helper()
 	ids := make([]string, 0, n)
 	for len(ids) < n {
@@ -42,7 +43,7 @@ func seedMessages(t *testing.T, ob *postgres.Outbox, n int) []string {
 // empty, calling claimed before Complete and completed after it. All
 // messages are enqueued before draining starts and no lease expires, so an
 // empty claim means that what is left is held by other live claimers.
-func drain(ctx context.Context, ob *postgres.Outbox, batch int, claimed, completed func([]ports.ClaimedMessage) error) error {
+func drain(ctx context.Context, ob ports.Outbox, batch int, claimed, completed func([]ports.ClaimedMessage) error) error {
 	for {
 		msgs, err := ob.Claim(ctx, ports.ClaimOptions{Limit: batch, Lease: 10 * time.Minute})
 		if err != nil {
@@ -83,9 +84,8 @@ func requireEmptyOutbox(t *testing.T, db bun.IDB, table string) {
 func TestConcurrentClaimersDeliverExactlyOnce(t *testing.T) {
 	t.Parallel()
 	const total, workers, batch = 10_000, 8, 10
-	db := migratedDB(t)
-	ob, err := postgres.NewOutbox(db, postgres.OutboxOptions{})
-	require.NoError(t, err)
+	drv := migratedDriver(t)
+	db, ob := drv.DB(), drv.Outbox()
 	ids := seedMessages(t, ob, total)
 
 	var (
@@ -161,12 +161,10 @@ func TestHelperProcess(t *testing.T) {
 	}
 	const goroutines, batch = 4, 10
 	ctx := context.Background()
-	db, err := postgres.Open(ctx, u)
+	drv, err := postgres.Open(ctx, u, wharf.Options{Pool: wharf.PoolOptions{MaxOpenConns: goroutines}})
 	require.NoError(t, err)
-	defer db.Close()
-	db.SetMaxOpenConns(goroutines)
-	ob, err := postgres.NewOutbox(db, postgres.OutboxOptions{})
-	require.NoError(t, err)
+	defer drv.Close()
+	ob := drv.Outbox()
 	out, err := os.Create(os.Getenv(helperEnvOut))
 	require.NoError(t, err)
 	defer out.Close()
@@ -205,10 +203,9 @@ func TestClaimersInSeparateProcesses(t *testing.T) {
 	t.Parallel()
 	const total, processes = 10_000, 3
 	_, schemaURL := newSchema(t)
-	db := openDB(t, schemaURL)
-	require.NoError(t, postgres.Migrate(context.Background(), db, postgres.MigrateOptions{}))
-	ob, err := postgres.NewOutbox(db, postgres.OutboxOptions{})
-	require.NoError(t, err)
+	drv := openDriver(t, schemaURL, wharf.Options{})
+	require.NoError(t, drv.Migrate(context.Background()))
+	db, ob := drv.DB(), drv.Outbox()
 	ids := seedMessages(t, ob, total)
 
 	dir := t.TempDir()

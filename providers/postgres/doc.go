@@ -1,68 +1,55 @@
-// Package postgres implements wharf's ports on PostgreSQL through
-// uptrace/bun (pgdialect) and pgx v5's database/sql driver.
+// Package postgres is wharf's PostgreSQL provider, through uptrace/bun
+// (pgdialect) and pgx v5's database/sql driver. Importing it registers the
+// postgres:// and postgresql:// URLs with wharf.Open.
 //
-// The same names exist in providers/sqlite and providers/mysql, so moving
-// between databases changes one import and one environment variable:
+//	drv, err := postgres.Open(ctx, "postgres://app:secret@db:5432/app?sslmode=verify-full", wharf.Options{})
+//	err = drv.Migrate(ctx)
+//	uow, err := wharf.NewUnitOfWork(drv, buildTxPorts, wharf.UnitOfWorkOptions{})
+//	r, err := relay.New(drv.Outbox(), handlers, relay.Options{})
 //
-//	app.Register(postgres.NewProvider(postgres.Options{}))   // POSTGRES_DB_URL=postgres://user:pw@host/app
-//	db, _ := core.Port[*bun.DB](app, "db")
-//	_ = postgres.Migrate(ctx, db, postgres.MigrateOptions{})
-//	outbox, _ := postgres.NewOutbox(db, postgres.OutboxOptions{})
-//	idem, _ := postgres.NewIdempotency(db, postgres.IdempotencyOptions{})
-//	uow, _ := postgres.NewUnitOfWork(db, buildTxPorts, postgres.UnitOfWorkOptions{})
+// NewProvider does the same from POSTGRES_DB_URL inside a core.App.
 //
-// Connections. POSTGRES_DB_URL is a postgres:// or postgresql:// URL; TLS
-// follows its sslmode. Boot errors name the variable and the host, never the
-// password. bun renders arguments into the SQL text, so Open uses pgx's
-// simple protocol (one round trip per statement, no statement cache to
-// churn) unless the URL sets default_query_exec_mode.
+// # Connection
 //
-// Statement caching. With default_query_exec_mode=cache_statement (or
-// cache_describe) wharf's own statements still reach the server with their
-// values in the text, all different, so each is prepared once, planned for
-// its values and never reused: the cache costs a round trip and buys
-// nothing. Statements that do send bind parameters, such as a hand-written
-// copy of the claim with $1..$n, or queue queries of the application, can be
-// given a generic plan after five executions, chosen without knowing the
-// LIMIT or the clock; for those set plan_cache_mode=force_custom_plan, which
-// the URL passes to every connection as a run-time parameter
-// (postgres://.../app?default_query_exec_mode=cache_statement&plan_cache_mode=force_custom_plan).
-// Open does not set it for you: it would change the plans of the
-// application's own prepared statements and would not affect wharf's.
+// The URL is a postgres:// or postgresql:// URL; TLS follows its sslmode,
+// and query parameters pgx does not know are sent as run-time parameters
+// (search_path=app, application_name=api). Errors name the host and never
+// the password. bun renders arguments into the SQL text, so Open uses
+// pgx's simple protocol (one round trip per statement, no statement cache
+// to churn) unless the URL sets default_query_exec_mode.
 //
-// Claims. Concurrent claimers never wait for each other: the claim is one
-// UPDATE ... WHERE id = ANY(ARRAY(SELECT ... FOR UPDATE SKIP LOCKED))
-// RETURNING, whose subquery reads the partial claim index in claim order,
-// stopping after n eligible rows, and runs exactly once (see ClaimQuery).
-// The subquery carries a row-count hint so that it keeps this plan on a
-// table that has never been analyzed (just after Migrate or a bulk load),
-// where PostgreSQL's default estimates would otherwise sort the whole
-// backlog on every claim. Complete (and Release) is one statement: its ID and
-// token lists travel as two text[] values, and it returns only the claims it
-// could not apply, so the usual batch, all held, comes back empty. Enqueue
-// writes a batch of messages as one INSERT ... SELECT * FROM unnest(...) with
-// one array per column, which the server parses far faster than a VALUES
-// list of the same rows.
+// # Notifications
 //
-// Notifications. Enqueue calls pg_notify(NotifyChannel(table), topics) once
-// per call in the caller's transaction, so the notification is delivered at
-// commit and never after a rollback. Outbox.Notifications, the
-// ports.OutboxNotifier a relay finds by type assertion, LISTENs on a
-// dedicated connection (settings copied from the pool, or
-// OutboxOptions.Listen.URL), one per outbox however many channels it hands
-// out (WithDB copies included), reconnects with backoff and wakes the relay
-// so it can claim at once instead of polling.
+// Every Enqueue sends pg_notify(NotifyChannel(table), topics) in the same
+// statement, delivered at commit and never after a rollback. A relay's
+// Notifications LISTENs on a dedicated connection per driver (settings
+// copied from the pool, or wharf.Options.Listen.URL), reconnects with
+// backoff, and wakes relays in every process at once instead of letting
+// them poll. Behind a transaction-pooling proxy (PgBouncer) LISTEN does not
+// work: point Options.Listen.URL at the server itself.
 //
-// Schemas. Table names may be schema-qualified ("app.outbox_messages"; the
-// schema must exist); indexes live in the table's schema. Unqualified names
-// resolve through the connection's search_path, which a URL parameter sets
-// for every pooled connection: postgres://.../app?search_path=tenant_a.
+// # Schemas
 //
-// Storage. As in every dialect, timestamps are fixed-width ISO-8601 TEXT;
-// here with COLLATE "C", so that their order and the order of IDs are byte
-// order whatever the database's locale.
+// Table names may be schema-qualified ("app.outbox_messages"; the schema
+// must exist); indexes live in the table's schema. Unqualified names
+// resolve through the connection's search_path.
 //
-// Errors. TranslateError classifies SQLSTATEs: 40001 and 40P01 are
-// retryable (the unit of work re-runs the transaction), 55P03 is
-// ports.ErrLockNotAvailable, 23505 ports.ErrUniqueViolation.
+// # Isolation
+//
+// Reserve inserts with ON CONFLICT DO NOTHING and reads the winner with a
+// plain SELECT. Under READ COMMITTED (the default) the INSERT waits for a
+// concurrent inserter and the SELECT then sees its record. Under
+// REPEATABLE READ or SERIALIZABLE PostgreSQL raises a serialization
+// failure (40001, retryable) when the conflicting record is not in the
+// snapshot, and the unit of work runs the transaction again.
+//
+// # How it works
+//
+// The claim is one UPDATE ... WHERE id = ANY(ARRAY(SELECT ... FOR UPDATE
+// SKIP LOCKED)) RETURNING, reading the partial claim index in claim order;
+// Complete and Release are one statement each with their lists as text[]
+// values; Enqueue writes a batch as one INSERT ... SELECT FROM unnest(...)
+// of one array per column. TranslateError classifies SQLSTATEs: 40001 and
+// 40P01 are retryable, 55P03 is ports.ErrLockNotAvailable, 23505
+// ports.ErrUniqueViolation. docs/architecture.md has the details.
 package postgres

@@ -5,7 +5,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/internal/sqlbase"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -28,7 +28,7 @@ func TranslateError(err error) error {
 	if err == nil {
 		return nil
 	}
-	var classified *core.DBError
+	var classified *sqlbase.DBError
 	if errors.As(err, &classified) {
 		return err
 	}
@@ -38,13 +38,13 @@ func TranslateError(err error) error {
 	}
 	switch pe.Code {
 	case codeSerializationFailure:
-		return &core.DBError{Kind: ports.ErrSerialization, Retryable: true, Err: err}
+		return &sqlbase.DBError{Kind: ports.ErrSerialization, Retryable: true, Err: err}
 	case codeDeadlockDetected:
-		return &core.DBError{Kind: ports.ErrDeadlock, Retryable: true, Err: err}
+		return &sqlbase.DBError{Kind: ports.ErrDeadlock, Retryable: true, Err: err}
 	case codeLockNotAvailable:
-		return &core.DBError{Kind: ports.ErrLockNotAvailable, Err: err}
+		return &sqlbase.DBError{Kind: ports.ErrLockNotAvailable, Err: err}
 	case codeUniqueViolation:
-		return &core.DBError{Kind: ports.ErrUniqueViolation, Err: err}
+		return &sqlbase.DBError{Kind: ports.ErrUniqueViolation, Err: err}
 	}
 	return err
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 
+	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/internal/testdb"
 	"github.com/wharf-go/wharf/providers/postgres"
 )
@@ -88,29 +89,48 @@ func withParam(t testing.TB, rawURL, k, v string) string {
 	return u.String()
 }
 
-// openDB opens rawURL with a small pool, closed when the test ends.
-func openDB(t testing.TB, rawURL string) *bun.DB {
+// openDriver opens rawURL with a small pool (unless opts.Pool asks for
+// another), closed when the test ends.
+func openDriver(t testing.TB, rawURL string, opts wharf.Options) *wharf.Driver {
 	t.Helper()
-	db, err := postgres.Open(context.Background(), rawURL)
+	if opts.Pool.MaxOpenConns == 0 {
+		opts.Pool.MaxOpenConns = testPoolSize
+	}
+	drv, err := postgres.Open(context.Background(), rawURL, opts)
 	require.NoError(t, err)
-	db.SetMaxOpenConns(testPoolSize)
-	db.SetMaxIdleConns(testPoolSize)
-	t.Cleanup(func() { _ = db.Close() })
-	return db
+	t.Cleanup(func() { _ = drv.Close() })
+	return drv
 }
 
-// newTestDB returns a handle on a fresh schema (search_path), dropped when
+// newTestDriver opens a driver on a fresh schema (search_path), dropped
+// when the test ends.
+func newTestDriver(t testing.TB, opts wharf.Options) *wharf.Driver {
+	t.Helper()
+	_, u := newSchema(t)
+	return openDriver(t, u, opts)
+}
+
+// newDriver returns another driver on the pool of db, with other options
+// (its own outbox and listener), closed when the test ends.
+func newDriver(t testing.TB, db *bun.DB, opts wharf.Options) *wharf.Driver {
+	t.Helper()
+	drv, err := wharf.NewDriver(db, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = drv.Close() })
+	return drv
+}
+
+// newTestDB returns the pool of a fresh schema; its driver stays open until
 // the test ends.
 func newTestDB(t testing.TB) *bun.DB {
 	t.Helper()
-	_, u := newSchema(t)
-	return openDB(t, u)
+	return newTestDriver(t, wharf.Options{}).DB()
 }
 
-// migratedDB is newTestDB with the default tables created.
-func migratedDB(t testing.TB) *bun.DB {
+// migratedDriver is newTestDriver with the default tables created.
+func migratedDriver(t testing.TB) *wharf.Driver {
 	t.Helper()
-	db := newTestDB(t)
-	require.NoError(t, postgres.Migrate(context.Background(), db, postgres.MigrateOptions{}))
-	return db
+	drv := newTestDriver(t, wharf.Options{})
+	require.NoError(t, drv.Migrate(context.Background()))
+	return drv
 }

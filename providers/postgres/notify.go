@@ -2,11 +2,15 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,18 +19,11 @@ import (
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/stdlib"
 
-	"github.com/wharf-go/wharf/core"
-	"github.com/wharf-go/wharf/ports"
+	"github.com/wharf-go/wharf/internal/check"
+	"github.com/wharf-go/wharf/internal/outboxsql"
 )
 
-// Listener defaults.
 const (
-	// DefaultListenApplicationName is the application_name of the LISTEN
-	// connection, as pg_stat_activity shows it.
-	DefaultListenApplicationName = "wharf-outbox-listener"
-	// DefaultListenPingInterval is how long the LISTEN connection may stay
-	// silent before it is pinged to prove it is still alive.
-	DefaultListenPingInterval = 30 * time.Second
 	// listenConnectTimeout bounds one connection attempt (when the URL sets
 	// no connect_timeout).
 	listenConnectTimeout = 10 * time.Second
@@ -35,64 +32,18 @@ const (
 	listenPingTimeout = 10 * time.Second
 )
 
-// defaultListenBackoff paces reconnection attempts: 100ms doubling to 10s,
-// with jitter.
-var defaultListenBackoff = core.Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second}
-
-// ListenOptions configures the dedicated connection behind
-// Outbox.Notifications. The zero value derives everything from the pool the
-// outbox was created on.
-type ListenOptions struct {
-	// URL of the server for the LISTEN connection. Empty means the settings
-	// of the pgx pool that NewOutbox was given (a *bun.DB from Open or
-	// NewProvider): same host, credentials, TLS and run-time parameters. Set
-	// it when the pool goes through a transaction-pooling proxy such as
-	// PgBouncer, where LISTEN does not work, to reach the server directly.
-	URL string
-	// ApplicationName of the LISTEN connection; default
-	// DefaultListenApplicationName.
-	ApplicationName string
-	// Backoff paces reconnection attempts after the connection is lost (the
-	// first attempt is immediate); the zero value means 100ms doubling to 10s
-	// with 20% jitter.
-	Backoff core.Backoff
-	// PingInterval is how long the connection may stay silent before it is
-	// pinged, so that a dead connection is noticed and replaced (a ping
-	// unanswered for 10s counts as a lost connection); zero means
-	// DefaultListenPingInterval.
-	PingInterval time.Duration
-}
-
-// Notifications implements ports.OutboxNotifier with PostgreSQL
-// LISTEN/NOTIFY. The channels of an outbox (and of its WithDB copies) share
-// one dedicated connection (see ListenOptions) that LISTENs on
-// NotifyChannel(table). The first call opens it and returns once listening,
-// so every Enqueue committed after it returns is signalled; later calls join
-// it and return at once. Each channel (buffer one) receives a value per
-// notification, coalesced. When the connection is lost it reconnects with
-// backoff, logging each failure, and sends one value on every channel after
-// reconnecting, since notifications may have been missed (a call that joins
-// while the connection is being re-established gets that value too). A
-// channel is closed when its ctx is done, and the connection when the last
-// channel is. An error (no usable connection settings, server unreachable)
-// means notifications are unavailable; callers fall back to polling. Logs and
-// errors never contain the password.
-func (o *Outbox) Notifications(ctx context.Context) (<-chan struct{}, error) {
-	backoff := o.listen.Backoff
-	if backoff == (core.Backoff{}) {
-		backoff = defaultListenBackoff
-	}
-	if err := backoff.Validate(); err != nil {
-		return nil, fmt.Errorf("outbox notifications: ListenOptions.Backoff: %w", err)
-	}
-	ping := o.listen.PingInterval
-	if ping <= 0 {
-		ping = DefaultListenPingInterval
-	}
-	h := o.hub
-	if h == nil { // not made by NewOutbox: a connection of its own
-		h = newListenHub()
-	}
+// Listen LISTENs on NotifyChannel(table) over one dedicated connection per
+// driver (settings from Options.Listen.URL, or copied from the pool), shared
+// by all the channels it hands out. The first call opens it and returns
+// once listening, so every Enqueue committed after it returns is signalled;
+// later calls join it and return at once. When the connection is lost it
+// reconnects with backoff, logging each failure, and sends one value on
+// every channel after reconnecting, since notifications may have been
+// missed. A channel is closed when its ctx is done, and the connection
+// when the last channel is (or the driver is closed). Logs and errors never
+// contain the password.
+func (d *pgDialect) Listen(ctx context.Context, q *outboxsql.Queries) (<-chan struct{}, error) {
+	h := d.hub
 	h.start.Lock()
 	defer h.start.Unlock()
 	ch := make(chan struct{}, 1)
@@ -100,23 +51,22 @@ func (o *Outbox) Notifications(ctx context.Context) (<-chan struct{}, error) {
 		return ch, nil
 	}
 	if err := h.waitStopped(ctx); err != nil {
-		return nil, fmt.Errorf("outbox notifications: %w", err)
+		return nil, err
 	}
-	cfg, secrets, err := o.listenConfig(ctx)
+	cfg, secrets, err := d.listenConfig(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("outbox notifications: %w", err)
+		return nil, err
 	}
 	l := &listener{
 		cfg:     cfg,
 		secrets: secrets,
-		channel: NotifyChannel(o.Queries().Names().Raw),
-		backoff: backoff,
-		ping:    ping,
-		logger:  o.logger,
+		channel: NotifyChannel(q.Names().Raw),
+		ping:    d.listen.PingInterval,
+		logger:  d.log,
 	}
 	conn, err := l.connect(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("outbox notifications: %w", err)
+		return nil, err
 	}
 	// The connection outlives the call that opened it: it ends with its last
 	// channel, not with this ctx (whose values it keeps for logging).
@@ -197,33 +147,44 @@ func (h *listenHub) waitStopped(ctx context.Context) error {
 	}
 }
 
+// shutdown stops the running listener, if any, and waits until its
+// connection is closed. Channels stay open until their ctx ends.
+func (h *listenHub) shutdown() {
+	h.mu.Lock()
+	stop, done := h.stop, h.done
+	h.stop = nil
+	h.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+}
+
 // broadcast sends a coalesced wake-up on every channel.
 func (h *listenHub) broadcast() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for ch := range h.subs {
-		signal(ch)
+		outboxsql.Signal(ch)
 	}
 }
 
-var _ ports.OutboxNotifier = (*Outbox)(nil)
-
 // listenConfig returns the configuration of the LISTEN connection: parsed
 // from ListenOptions.URL, or copied from a connection of the pool.
-func (o *Outbox) listenConfig(ctx context.Context) (*pgx.ConnConfig, []string, error) {
+func (d *pgDialect) listenConfig(ctx context.Context) (*pgx.ConnConfig, []string, error) {
 	var (
 		cfg     *pgx.ConnConfig
 		secrets []string
 	)
 	switch {
-	case o.listen.URL != "":
-		c, err := ParseURL(o.listen.URL)
+	case d.listen.URL != "":
+		c, err := ParseURL(d.listen.URL)
 		if err != nil {
-			return nil, nil, fmt.Errorf("ListenOptions.URL: %w", err)
+			return nil, nil, fmt.Errorf("Options.Listen.URL: %w", err)
 		}
-		cfg, secrets = c, secretsOf(o.listen.URL)
-	case o.pool != nil:
-		c, err := poolConfig(ctx, o.pool)
+		cfg, secrets = c, secretsOf(d.listen.URL)
+	default:
+		c, err := poolConfig(ctx, d.db.DB)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -231,17 +192,11 @@ func (o *Outbox) listenConfig(ctx context.Context) (*pgx.ConnConfig, []string, e
 		if cfg.Password != "" {
 			secrets = []string{cfg.Password}
 		}
-	default:
-		return nil, nil, core.Invalidf("no connection settings: the outbox was created on a transaction; create it on the *bun.DB (bind copies with WithDB) or set OutboxOptions.Listen.URL")
 	}
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = map[string]string{}
 	}
-	name := o.listen.ApplicationName
-	if name == "" {
-		name = DefaultListenApplicationName
-	}
-	cfg.RuntimeParams["application_name"] = name
+	cfg.RuntimeParams["application_name"] = d.listen.ApplicationName
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = listenConnectTimeout
 	}
@@ -265,7 +220,7 @@ func poolConfig(ctx context.Context, pool *sql.DB) (*pgx.ConnConfig, error) {
 	err = conn.Raw(func(dc any) error {
 		sc, ok := dc.(*stdlib.Conn)
 		if !ok {
-			return core.Invalidf("the pool's driver connection is a %T, not pgx's *stdlib.Conn; open the database with postgres.Open or set OutboxOptions.Listen.URL", dc)
+			return check.Invalidf("the pool's driver connection is a %T, not pgx's *stdlib.Conn; open the pool with pgx's stdlib or set Options.Listen.URL", dc)
 		}
 		cfg = sc.Conn().Config() // a copy
 		// pgx stores the connection's own notification hook in its config;
@@ -285,7 +240,6 @@ type listener struct {
 	cfg     *pgx.ConnConfig
 	secrets []string
 	channel string
-	backoff core.Backoff
 	ping    time.Duration
 	logger  *slog.Logger
 }
@@ -314,14 +268,6 @@ func closeConn(conn *pgx.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = conn.Close(ctx)
-}
-
-// signal sends a coalesced wake-up.
-func signal(ch chan<- struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
 }
 
 // run waits for notifications until ctx is done, replacing the connection
@@ -391,7 +337,7 @@ func (l *listener) reconnect(ctx context.Context, attrs []slog.Attr) *pgx.Conn {
 		if ctx.Err() != nil {
 			return nil
 		}
-		delay := l.backoff.Delay(attempt)
+		delay := reconnectDelay(attempt)
 		l.logger.LogAttrs(ctx, slog.LevelWarn, "outbox listener cannot reconnect; retrying",
 			append(attrs, slog.Int("attempt", attempt), slog.Duration("retry_in", delay), slog.String("error", err.Error()))...)
 		t := time.NewTimer(delay)
@@ -402,4 +348,62 @@ func (l *listener) reconnect(ctx context.Context, attrs []slog.Attr) *pgx.Conn {
 		case <-t.C:
 		}
 	}
+}
+
+// reconnectDelay is the pause before reconnection attempt+1: 100ms doubling
+// to 10s, jittered by ±20% so that many listeners do not reconnect in
+// lockstep after a server restart.
+func reconnectDelay(attempt int) time.Duration {
+	d := 10 * time.Second
+	if attempt < 8 {
+		d = min(100*time.Millisecond<<(attempt-1), d)
+	}
+	return d*4/5 + rand.N(d*2/5+1)
+}
+
+// notifyPrefix starts every notification channel name.
+const notifyPrefix = "wharf_outbox_"
+
+// maxChannelLength is PostgreSQL's identifier limit (NAMEDATALEN - 1), which
+// bounds channel names.
+const maxChannelLength = 63
+
+// NotifyChannel returns the channel on which Enqueue notifies for table (""
+// means the default table): "wharf_outbox_" followed by the table name as
+// configured (schema included when given). Names longer than 63 bytes are
+// cut and end in a hash of the whole name, so distinct tables keep distinct
+// channels. Tables of the same unqualified name in different schemas (found
+// through search_path) share a channel; their listeners then see spurious
+// wake-ups, which the notifier contract allows.
+func NotifyChannel(table string) string {
+	if table == "" {
+		table = outboxsql.DefaultTableName
+	}
+	ch := notifyPrefix + table
+	if len(ch) <= maxChannelLength {
+		return ch
+	}
+	sum := sha256.Sum256([]byte(table))
+	suffix := "_" + hex.EncodeToString(sum[:4])
+	return ch[:maxChannelLength-len(suffix)] + suffix
+}
+
+// maxPayload keeps notification payloads below PostgreSQL's 8000-byte limit.
+const maxPayload = 7999
+
+// notifyPayload is the payload of Enqueue's notification: the distinct
+// topics of the call, newline-separated (a single topic as is), or "" when
+// they would not fit. Listeners treat it as a hint only.
+func notifyPayload(topics []string) string {
+	if len(topics) == 1 {
+		if len(topics[0]) > maxPayload {
+			return ""
+		}
+		return topics[0]
+	}
+	p := strings.Join(topics, "\n")
+	if len(p) > maxPayload {
+		return ""
+	}
+	return p
 }

@@ -2,8 +2,9 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -16,8 +17,9 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
-	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/ports"
 	"github.com/wharf-go/wharf/providers/postgres"
 )
@@ -69,29 +71,51 @@ func msg(topic string) ports.OutboxMessage {
 
 // notifyFixture is a fresh schema with an outbox table of a unique name, so
 // that its notification channel is the test's alone.
+//
+// Every driver wakes its own outbox's listeners in this process as soon as
+// it commits messages; only PostgreSQL's notifications wake the others. So
+// the tests listen on drivers of their own (driver, outbox) and enqueue
+// through the producer, a driver on the same table whose commits reach
+// them through LISTEN/NOTIFY alone, as another process's would.
 type notifyFixture struct {
-	ctx   context.Context
-	db    *bun.DB
-	table string
+	ctx      context.Context
+	db       *bun.DB
+	table    string
+	producer *wharf.Driver
 }
 
 func newNotifyFixture(t *testing.T) *notifyFixture {
 	t.Helper()
-	f := &notifyFixture{ctx: context.Background(), db: newTestDB(t), table: randomName("nt_")}
-	require.NoError(t, postgres.Migrate(f.ctx, f.db, postgres.MigrateOptions{Outbox: postgres.OutboxOptions{TableName: f.table}}))
+	table := randomName("nt_")
+	producer := newTestDriver(t, wharf.Options{Outbox: wharf.OutboxOptions{TableName: table}})
+	f := &notifyFixture{ctx: context.Background(), db: producer.DB(), table: table, producer: producer}
+	require.NoError(t, producer.Migrate(f.ctx))
 	return f
 }
 
-func (f *notifyFixture) outbox(t *testing.T, opts postgres.OutboxOptions) *postgres.Outbox {
+// driver returns another driver on the fixture's pool and table, closed
+// when the test ends.
+func (f *notifyFixture) driver(t *testing.T, opts wharf.Options) *wharf.Driver {
 	t.Helper()
-	opts.TableName = f.table
-	ob, err := postgres.NewOutbox(f.db, opts)
+	opts.Outbox.TableName = f.table
+	return newDriver(t, f.db, opts)
+}
+
+// outbox is the outbox of a new driver (see driver).
+func (f *notifyFixture) outbox(t *testing.T, opts wharf.Options) wharf.Outbox {
+	t.Helper()
+	return f.driver(t, opts).Outbox()
+}
+
+// enqueue commits a message through the producer.
+func (f *notifyFixture) enqueue(t *testing.T) {
+	t.Helper()
+	_, err := f.producer.Outbox().Enqueue(f.ctx, msg("t"))
 	require.NoError(t, err)
-	return ob
 }
 
 // listen starts Notifications and stops it when the test ends.
-func listen(t *testing.T, ob *postgres.Outbox) (<-chan struct{}, context.CancelFunc) {
+func listen(t *testing.T, ob ports.OutboxNotifier) (<-chan struct{}, context.CancelFunc) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ch, err := ob.Notifications(ctx)
@@ -164,40 +188,46 @@ func TestNotifyChannel(t *testing.T) {
 	})
 }
 
+// TestNotificationsFollowCommits: the producer's commits reach another
+// driver's listener through PostgreSQL, whichever way they were made; a
+// rollback, or a transaction not yet committed, notifies nobody.
 func TestNotificationsFollowCommits(t *testing.T) {
 	t.Parallel()
 	f := newNotifyFixture(t)
-	ob := f.outbox(t, postgres.OutboxOptions{})
-	ch, _ := listen(t, ob)
+	listener := f.outbox(t, wharf.Options{})
+	ch, _ := listen(t, listener)
 
 	tx, err := f.db.BeginTx(f.ctx, nil)
 	require.NoError(t, err)
-	_, err = ob.WithDB(tx).Enqueue(f.ctx, msg("t"))
+	_, err = f.producer.Bind(tx).Outbox.Enqueue(f.ctx, msg("t"))
 	require.NoError(t, err)
 	require.NoError(t, tx.Rollback())
 	requireQuiet(t, ch, "the enqueueing transaction rolled back")
 
 	tx, err = f.db.BeginTx(f.ctx, nil)
 	require.NoError(t, err)
-	_, err = ob.WithDB(tx).Enqueue(f.ctx, msg("t"))
+	_, err = f.producer.Bind(tx).Outbox.Enqueue(f.ctx, msg("t"))
 	require.NoError(t, err)
 	requireQuiet(t, ch, "the enqueueing transaction has not committed yet")
 	require.NoError(t, tx.Commit())
 	requireWake(t, ch, "a committed Enqueue notifies")
 
-	uow, err := postgres.NewUnitOfWork(f.db, func(tx bun.IDB, _ ports.EventRecorder) (*postgres.Outbox, error) {
-		return ob.WithDB(tx), nil
-	}, postgres.UnitOfWorkOptions{})
+	uow, err := wharf.NewUnitOfWork(f.producer, func(tx wharf.Tx) (wharf.Outbox, error) {
+		return tx.Outbox, nil
+	}, wharf.UnitOfWorkOptions{})
 	require.NoError(t, err)
-	require.NoError(t, uow.Transaction(f.ctx, func(ctx context.Context, o *postgres.Outbox) error {
+	require.NoError(t, uow.Transaction(f.ctx, func(ctx context.Context, o wharf.Outbox) error {
 		_, err := o.Enqueue(ctx, msg("t"), msg("u"))
 		return err
 	}))
 	requireWake(t, ch, "an Enqueue committed by the unit of work notifies")
 
-	_, err = ob.Enqueue(f.ctx, msg("t"))
-	require.NoError(t, err)
+	f.enqueue(t)
 	requireWake(t, ch, "an Enqueue on the pool commits and notifies")
+
+	_, err = listener.Enqueue(f.ctx, msg("t"))
+	require.NoError(t, err)
+	requireWake(t, ch, "the listening driver's own Enqueue wakes it too")
 }
 
 // TestEnqueueSendsOneNotificationPerCall listens on the channel itself and
@@ -206,7 +236,7 @@ func TestNotificationsFollowCommits(t *testing.T) {
 func TestEnqueueSendsOneNotificationPerCall(t *testing.T) {
 	t.Parallel()
 	f := newNotifyFixture(t)
-	ob := f.outbox(t, postgres.OutboxOptions{})
+	ob := f.producer.Outbox()
 	channel := postgres.NotifyChannel(f.table)
 	conn, err := pgx.Connect(f.ctx, baseURL(t))
 	require.NoError(t, err)
@@ -236,7 +266,7 @@ func TestEnqueueSendsOneNotificationPerCall(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"a\nb"}, collect(), "one notification per Enqueue call")
 
-	many := make([]ports.OutboxMessage, 1200) // three INSERT statements
+	many := make([]ports.OutboxMessage, 1200)
 	for i := range many {
 		many[i] = msg("bulk")
 	}
@@ -247,10 +277,10 @@ func TestEnqueueSendsOneNotificationPerCall(t *testing.T) {
 	tx, err := f.db.BeginTx(f.ctx, nil)
 	require.NoError(t, err)
 	for range 3 {
-		_, err = ob.WithDB(tx).Enqueue(f.ctx, msg("same"))
+		_, err = f.producer.Bind(tx).Outbox.Enqueue(f.ctx, msg("same"))
 		require.NoError(t, err)
 	}
-	_, err = ob.WithDB(tx).Enqueue(f.ctx, msg("other"))
+	_, err = f.producer.Bind(tx).Outbox.Enqueue(f.ctx, msg("other"))
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit())
 	require.Equal(t, []string{"same", "other"}, collect(),
@@ -266,11 +296,19 @@ func backendPID(t *testing.T, db *bun.DB, appName string, not int) int {
 	return pids[0]
 }
 
+// terminate kills the backend pid and waits until it has left
+// pg_stat_activity (it exits after pg_terminate_backend returns), so that
+// the tests' counts of listener connections see only live ones.
 func terminate(t *testing.T, db *bun.DB, pid int) {
 	t.Helper()
 	var ok bool
 	require.NoError(t, db.NewRaw("SELECT pg_terminate_backend(?)", pid).Scan(context.Background(), &ok))
 	require.True(t, ok, "pg_terminate_backend(%d)", pid)
+	require.Eventually(t, func() bool {
+		var n int
+		err := db.NewRaw("SELECT count(*) FROM pg_stat_activity WHERE pid = ?", pid).Scan(context.Background(), &n)
+		return err == nil && n == 0
+	}, mustArrive, 5*time.Millisecond, "backend %d exits", pid)
 }
 
 func TestNotificationsReconnectAfterTheServerKillsTheConnection(t *testing.T) {
@@ -278,7 +316,7 @@ func TestNotificationsReconnectAfterTheServerKillsTheConnection(t *testing.T) {
 	f := newNotifyFixture(t)
 	logs := &logRecorder{}
 	appName := randomName("wharf_listen_")
-	ob := f.outbox(t, postgres.OutboxOptions{Logger: slog.New(logs), Listen: postgres.ListenOptions{ApplicationName: appName}})
+	ob := f.outbox(t, wharf.Options{Logger: slog.New(logs), Listen: wharf.ListenOptions{ApplicationName: appName}})
 	ch, _ := listen(t, ob)
 
 	pid := backendPID(t, f.db, appName, 0)
@@ -287,8 +325,7 @@ func TestNotificationsReconnectAfterTheServerKillsTheConnection(t *testing.T) {
 	newPID := backendPID(t, f.db, appName, pid)
 	require.NotEqual(t, pid, newPID)
 
-	_, err := ob.Enqueue(f.ctx, msg("t"))
-	require.NoError(t, err)
+	f.enqueue(t)
 	requireWake(t, ch, "notifications still arrive on the new connection")
 	require.Contains(t, logs.text(), "outbox listener lost its connection; reconnecting")
 	require.Contains(t, logs.text(), "outbox listener reconnected")
@@ -296,15 +333,15 @@ func TestNotificationsReconnectAfterTheServerKillsTheConnection(t *testing.T) {
 	// And again: every loss is recovered.
 	terminate(t, f.db, newPID)
 	requireWake(t, ch, "a wake-up after the second reconnection")
-	_, err = ob.Enqueue(f.ctx, msg("t"))
-	require.NoError(t, err)
+	f.enqueue(t)
 	requireWake(t, ch, "notifications arrive after the second reconnection")
 }
 
 // TestNotificationsRetryWithBackoffAndNeverLogThePassword listens as a role
 // of its own with a recognisable password, forbids that role to log in and
-// kills the listener's connection: the listener must keep retrying (and
-// logging, without the password) until the role may log in again.
+// kills the listener's connection: the listener must keep retrying (after
+// growing pauses, from 100 ms, and logging without the password) until the
+// role may log in again.
 func TestNotificationsRetryWithBackoffAndNeverLogThePassword(t *testing.T) {
 	t.Parallel()
 	f := newNotifyFixture(t)
@@ -326,9 +363,8 @@ func TestNotificationsRetryWithBackoffAndNeverLogThePassword(t *testing.T) {
 		}
 	}}
 	appName := randomName("wharf_listen_")
-	ob := f.outbox(t, postgres.OutboxOptions{Logger: slog.New(logs), Listen: postgres.ListenOptions{
+	ob := f.outbox(t, wharf.Options{Logger: slog.New(logs), Listen: wharf.ListenOptions{
 		URL: u.String(), ApplicationName: appName,
-		Backoff: core.Backoff{Initial: 5 * time.Millisecond, Max: 20 * time.Millisecond},
 	}})
 	ch, cancel := listen(t, ob)
 
@@ -343,8 +379,7 @@ func TestNotificationsRetryWithBackoffAndNeverLogThePassword(t *testing.T) {
 	_, err = admin.ExecContext(f.ctx, "ALTER ROLE "+role+" LOGIN")
 	require.NoError(t, err)
 	requireWake(t, ch, "a wake-up once the listener got back in")
-	_, err = ob.Enqueue(f.ctx, msg("t"))
-	require.NoError(t, err)
+	f.enqueue(t)
 	requireWake(t, ch, "notifications arrive after the reconnection")
 
 	cancel()
@@ -363,11 +398,10 @@ func TestListenerLeavesThePoolConnectionAlone(t *testing.T) {
 	t.Parallel()
 	f := newNotifyFixture(t)
 	f.db.SetMaxOpenConns(1)
-	ob := f.outbox(t, postgres.OutboxOptions{})
+	ob := f.outbox(t, wharf.Options{})
 	ch, _ := listen(t, ob)
 	for range 3 {
-		_, err := ob.Enqueue(f.ctx, msg("t"))
-		require.NoError(t, err)
+		f.enqueue(t) // on the pool's one connection
 		requireWake(t, ch, "a committed Enqueue notifies")
 	}
 	conn, err := f.db.DB.Conn(f.ctx)
@@ -386,7 +420,7 @@ func TestListenerLeavesThePoolConnectionAlone(t *testing.T) {
 func TestNotificationsChannelClosesWhenContextEnds(t *testing.T) {
 	t.Parallel()
 	f := newNotifyFixture(t)
-	ob := f.outbox(t, postgres.OutboxOptions{})
+	ob := f.outbox(t, wharf.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	ch, err := ob.Notifications(ctx)
 	require.NoError(t, err)
@@ -402,70 +436,119 @@ func TestNotificationsSurviveFrequentPings(t *testing.T) {
 	t.Parallel()
 	f := newNotifyFixture(t)
 	logs := &logRecorder{}
-	ob := f.outbox(t, postgres.OutboxOptions{Logger: slog.New(logs), Listen: postgres.ListenOptions{PingInterval: 2 * time.Millisecond}})
+	ob := f.outbox(t, wharf.Options{Logger: slog.New(logs), Listen: wharf.ListenOptions{PingInterval: 2 * time.Millisecond}})
 	ch, _ := listen(t, ob)
 	for i := range 20 {
-		_, err := ob.Enqueue(f.ctx, msg("t"))
-		require.NoError(t, err)
+		f.enqueue(t)
 		requireWake(t, ch, fmt.Sprintf("notification %d", i))
 	}
 	require.NotContains(t, logs.text(), "lost its connection")
 }
 
-func TestNotificationsFromAnOutboxBoundToATransaction(t *testing.T) {
+// TestNotificationsOfABoundOutboxOrAForeignPool: an outbox bound to a
+// transaction listens with its driver's pool settings; a pool whose
+// connections are not pgx's (an application's wrapper around the driver)
+// has no settings to copy, so the listener needs Listen.URL, and without it
+// the outbox wakes this process's relays only.
+func TestNotificationsOfABoundOutboxOrAForeignPool(t *testing.T) {
 	t.Parallel()
 	f := newNotifyFixture(t)
 	tx, err := f.db.BeginTx(f.ctx, nil)
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback() }()
 
-	t.Run("WithDBCopyKeepsThePoolSettings", func(t *testing.T) {
-		bound := f.outbox(t, postgres.OutboxOptions{}).WithDB(tx)
+	t.Run("BoundOutboxKeepsThePoolSettings", func(t *testing.T) {
+		bound := f.driver(t, wharf.Options{}).Bind(tx).Outbox
 		ch, _ := listen(t, bound)
-		_, err := f.outbox(t, postgres.OutboxOptions{}).Enqueue(f.ctx, msg("t"))
-		require.NoError(t, err)
-		requireWake(t, ch, "the copy listens like the original")
+		f.enqueue(t)
+		requireWake(t, ch, "the bound outbox listens like the driver's own")
 	})
-	t.Run("CreatedOnATransactionNeedsAURL", func(t *testing.T) {
-		ob, err := postgres.NewOutbox(tx, postgres.OutboxOptions{TableName: f.table})
+	t.Run("ForeignPoolNeedsAURL", func(t *testing.T) {
+		logs := &logRecorder{}
+		drv := newDriver(t, foreignPool(t, f.db), wharf.Options{Outbox: wharf.OutboxOptions{TableName: f.table}, Logger: slog.New(logs)})
+		ch, _ := listen(t, drv.Outbox())
+		require.NotNil(t, ch, "the outbox still wakes this process's relays")
+		text := logs.text()
+		require.Contains(t, text, "notifications from other processes unavailable")
+		require.Contains(t, text, "Listen.URL", "the warning says what to set")
+		require.Contains(t, text, ports.ErrInvalidArgument.Error())
+		f.enqueue(t)
+		requireQuiet(t, ch, "no LISTEN connection: other drivers' commits are not signalled")
+		_, err := drv.Outbox().Enqueue(f.ctx, msg("t"))
 		require.NoError(t, err)
-		_, err = ob.Notifications(f.ctx)
-		require.ErrorIs(t, err, ports.ErrInvalidArgument)
-		require.ErrorContains(t, err, "Listen.URL")
+		requireWake(t, ch, "the driver's own commit wakes it")
 	})
-	t.Run("CreatedOnATransactionWithAURL", func(t *testing.T) {
-		ob, err := postgres.NewOutbox(tx, postgres.OutboxOptions{TableName: f.table, Listen: postgres.ListenOptions{URL: baseURL(t)}})
-		require.NoError(t, err)
-		ch, _ := listen(t, ob)
-		_, err = f.outbox(t, postgres.OutboxOptions{}).Enqueue(f.ctx, msg("t"))
-		require.NoError(t, err)
+	t.Run("ForeignPoolWithAURL", func(t *testing.T) {
+		drv := newDriver(t, foreignPool(t, f.db), wharf.Options{Outbox: wharf.OutboxOptions{TableName: f.table}, Listen: wharf.ListenOptions{URL: baseURL(t)}})
+		ch, _ := listen(t, drv.Bind(tx).Outbox)
+		f.enqueue(t)
 		requireWake(t, ch, "the explicit URL reaches the same database")
 	})
 }
 
+// foreignPool returns a PostgreSQL pool on the server of db whose
+// connections wrap pgx's, as an application's instrumentation might:
+// database/sql works through them, but they are not *stdlib.Conn.
+func foreignPool(t *testing.T, db *bun.DB) *bun.DB {
+	t.Helper()
+	conn, err := db.DB.Conn(context.Background())
+	require.NoError(t, err)
+	var cfg *pgx.ConnConfig
+	require.NoError(t, conn.Raw(func(dc any) error {
+		cfg = dc.(*stdlib.Conn).Conn().Config()
+		cfg.OnNotification = nil
+		return nil
+	}))
+	require.NoError(t, conn.Close())
+	sqldb := sql.OpenDB(foreignConnector{stdlib.GetConnector(*cfg)})
+	sqldb.SetMaxOpenConns(2)
+	t.Cleanup(func() { _ = sqldb.Close() })
+	return bun.NewDB(sqldb, pgdialect.New())
+}
+
+type foreignConnector struct{ driver.Connector }
+
+func (c foreignConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return foreignConn{conn}, nil
+}
+
+type foreignConn struct{ driver.Conn }
+
+// TestNotificationsUnavailable: when the notification connection cannot be
+// set up, Notifications logs why (naming the server, never the password)
+// and returns a channel that this process's commits still wake; relays poll
+// for the rest.
 func TestNotificationsUnavailable(t *testing.T) {
 	t.Parallel()
 	f := newNotifyFixture(t)
 	hostPort := fmt.Sprintf("127.0.0.1:%d", closedPort(t))
-	tests := []struct {
-		name, url, want string
-		invalid         bool
-	}{
-		{"UnreachableServer", "postgres://app:" + secret + "@" + hostPort + "/app?sslmode=disable", hostPort, false},
-		{"MalformedURL", "postgres://app:" + secret + "@db.internal:5x32/app", "db.internal", true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			ob := f.outbox(t, postgres.OutboxOptions{Listen: postgres.ListenOptions{URL: tt.url}})
-			ch, err := ob.Notifications(f.ctx)
-			require.Error(t, err, "callers fall back to polling")
-			require.Nil(t, ch)
-			require.ErrorContains(t, err, tt.want)
-			require.NotContains(t, err.Error(), secret)
-			require.Equal(t, tt.invalid, errors.Is(err, ports.ErrInvalidArgument))
-		})
-	}
+	t.Run("UnreachableServer", func(t *testing.T) {
+		t.Parallel()
+		logs := &logRecorder{}
+		ob := f.outbox(t, wharf.Options{Logger: slog.New(logs), Listen: wharf.ListenOptions{URL: "postgres://app:" + secret + "@" + hostPort + "/app?sslmode=disable"}})
+		ch, _ := listen(t, ob)
+		require.NotNil(t, ch, "callers keep this process's wake-ups and poll for the rest")
+		text := logs.text()
+		require.Contains(t, text, "notifications from other processes unavailable")
+		require.Contains(t, text, hostPort)
+		require.NotContains(t, text, secret)
+		_, err := ob.Enqueue(f.ctx, msg("t"))
+		require.NoError(t, err)
+		requireWake(t, ch, "this process's commit wakes the channel")
+	})
+	t.Run("MalformedURLIsRefusedByTheDriver", func(t *testing.T) {
+		t.Parallel()
+		_, err := wharf.NewDriver(f.db, wharf.Options{Outbox: wharf.OutboxOptions{TableName: f.table},
+			Listen: wharf.ListenOptions{URL: "postgres://app:" + secret + "@db.internal:5x32/app"}})
+		require.ErrorIs(t, err, ports.ErrInvalidArgument)
+		require.Contains(t, err.Error(), "Options.Listen.URL")
+		require.Contains(t, err.Error(), "db.internal")
+		require.NotContains(t, err.Error(), secret)
+	})
 }
 
 // listenerBackends counts the server connections named appName.
@@ -477,15 +560,16 @@ func listenerBackends(t *testing.T, db *bun.DB, appName string) int {
 	return n
 }
 
-// TestNotificationsShareOneConnection subscribes several times to one outbox
-// and its WithDB copy: one LISTEN connection serves them all, every channel
-// is woken, a cancelled channel leaves the others working and a
-// reconnection wakes every channel.
+// TestNotificationsShareOneConnection subscribes several times to one
+// driver's outbox and to its outbox bound to a transaction: one LISTEN
+// connection serves them all, every channel is woken, a cancelled channel
+// leaves the others working and a reconnection wakes every channel.
 func TestNotificationsShareOneConnection(t *testing.T) {
 	t.Parallel()
 	f := newNotifyFixture(t)
 	appName := randomName("wharf_listen_")
-	ob := f.outbox(t, postgres.OutboxOptions{Listen: postgres.ListenOptions{ApplicationName: appName}})
+	drv := f.driver(t, wharf.Options{Listen: wharf.ListenOptions{ApplicationName: appName}})
+	ob := drv.Outbox()
 	tx, err := f.db.BeginTx(f.ctx, nil)
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback() }()
@@ -495,19 +579,17 @@ func TestNotificationsShareOneConnection(t *testing.T) {
 	a, err := ob.Notifications(ctxA)
 	require.NoError(t, err)
 	b, cancelB := listen(t, ob)
-	c, _ := listen(t, ob.WithDB(tx))
+	c, _ := listen(t, drv.Bind(tx).Outbox)
 	require.Equal(t, 1, listenerBackends(t, f.db, appName), "one connection for three channels")
 
-	_, err = ob.Enqueue(f.ctx, msg("t"))
-	require.NoError(t, err)
+	f.enqueue(t)
 	for name, ch := range map[string]<-chan struct{}{"a": a, "b": b, "c": c} {
 		requireWake(t, ch, "channel "+name+" is woken")
 	}
 
 	cancelA()
 	requireClosed(t, a)
-	_, err = ob.Enqueue(f.ctx, msg("t"))
-	require.NoError(t, err)
+	f.enqueue(t)
 	requireWake(t, b, "the other channels keep working")
 	requireWake(t, c, "the other channels keep working")
 	require.Equal(t, 1, listenerBackends(t, f.db, appName))
@@ -515,16 +597,14 @@ func TestNotificationsShareOneConnection(t *testing.T) {
 	terminate(t, f.db, backendPID(t, f.db, appName, 0))
 	requireWake(t, b, "every channel is woken after the reconnection")
 	requireWake(t, c, "every channel is woken after the reconnection")
-	_, err = ob.Enqueue(f.ctx, msg("t"))
-	require.NoError(t, err)
+	f.enqueue(t)
 	requireWake(t, b, "notifications arrive on the new connection")
 	requireWake(t, c, "notifications arrive on the new connection")
 	require.Equal(t, 1, listenerBackends(t, f.db, appName))
 
 	cancelB()
 	requireClosed(t, b)
-	_, err = ob.Enqueue(f.ctx, msg("t"))
-	require.NoError(t, err)
+	f.enqueue(t)
 	requireWake(t, c, "the last channel keeps the connection")
 	require.Equal(t, 1, listenerBackends(t, f.db, appName))
 }
@@ -536,7 +616,7 @@ func TestNotificationsConnectionClosesWithTheLastChannel(t *testing.T) {
 	t.Parallel()
 	f := newNotifyFixture(t)
 	appName := randomName("wharf_listen_")
-	ob := f.outbox(t, postgres.OutboxOptions{Listen: postgres.ListenOptions{ApplicationName: appName}})
+	ob := f.outbox(t, wharf.Options{Listen: wharf.ListenOptions{ApplicationName: appName}})
 	for round := range 2 {
 		ctx1, cancel1 := context.WithCancel(f.ctx)
 		ctx2, cancel2 := context.WithCancel(f.ctx)
@@ -545,8 +625,7 @@ func TestNotificationsConnectionClosesWithTheLastChannel(t *testing.T) {
 		ch2, err := ob.Notifications(ctx2)
 		require.NoError(t, err)
 		require.Equal(t, 1, listenerBackends(t, f.db, appName), "round %d: one connection", round)
-		_, err = ob.Enqueue(f.ctx, msg("t"))
-		require.NoError(t, err)
+		f.enqueue(t)
 		requireWake(t, ch1, "first channel")
 		requireWake(t, ch2, "second channel")
 		cancel1()
@@ -556,4 +635,22 @@ func TestNotificationsConnectionClosesWithTheLastChannel(t *testing.T) {
 		require.Eventually(t, func() bool { return listenerBackends(t, f.db, appName) == 0 }, mustArrive, 10*time.Millisecond,
 			"round %d: the connection closes with the last channel", round)
 	}
+}
+
+// TestCloseEndsTheListener: closing the driver closes its LISTEN
+// connection at once, while channels stay open until their context ends.
+func TestCloseEndsTheListener(t *testing.T) {
+	t.Parallel()
+	f := newNotifyFixture(t)
+	appName := randomName("wharf_listen_")
+	drv, err := wharf.NewDriver(f.db, wharf.Options{Outbox: wharf.OutboxOptions{TableName: f.table}, Listen: wharf.ListenOptions{ApplicationName: appName}})
+	require.NoError(t, err)
+	ch, _ := listen(t, drv.Outbox())
+	require.Equal(t, 1, listenerBackends(t, f.db, appName))
+	require.NoError(t, drv.Close())
+	require.Eventually(t, func() bool { return listenerBackends(t, f.db, appName) == 0 }, mustArrive, 10*time.Millisecond,
+		"Close ends the LISTEN connection")
+	require.NoError(t, f.db.PingContext(f.ctx), "Close leaves a pool it did not open alone")
+	f.enqueue(t)
+	requireQuiet(t, ch, "nothing listens any more")
 }

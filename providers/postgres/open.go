@@ -2,136 +2,57 @@ package postgres
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 
-	"github.com/wharf-go/wharf/core"
-	"github.com/wharf-go/wharf/providers/internal/dbprovider"
+	"github.com/wharf-go/wharf"
+	"github.com/wharf-go/wharf/internal/check"
+	"github.com/wharf-go/wharf/internal/dialect"
 )
 
 // EnvVar is the environment variable NewProvider reads.
 const EnvVar = "POSTGRES_DB_URL"
 
-// Pool defaults that Open applies and NewProvider applies for zero Options
-// fields.
-const (
-	// DefaultMaxOpenConns bounds the pool (idle connections default to the
-	// same number).
-	DefaultMaxOpenConns = 20
-	// DefaultConnMaxLifetime recycles connections, so that they follow
-	// server fail-overs and DNS changes.
-	DefaultConnMaxLifetime = 30 * time.Minute
-	// DefaultConnMaxIdleTime closes connections unused for this long.
-	DefaultConnMaxIdleTime = 5 * time.Minute
-)
-
-// Options configures NewProvider. The zero value reads POSTGRES_DB_URL,
-// installs the database as port "db" and uses the default pool settings.
-type Options struct {
-	// URL overrides POSTGRES_DB_URL:
-	// "postgres://user:password@host:5432/dbname?sslmode=verify-full".
-	// TLS is configured by the URL's sslmode (and sslrootcert, sslcert,
-	// sslkey); any other query parameter pgx does not know is sent as a
-	// run-time parameter (e.g. search_path=app, application_name=api).
-	URL string
-	// PortName is the port the *bun.DB is installed under; default "db".
-	PortName string
-	// MaxOpenConns bounds the pool; zero means DefaultMaxOpenConns, negative
-	// means no limit.
-	MaxOpenConns int
-	// MaxIdleConns bounds the idle connections kept; zero means the value of
-	// MaxOpenConns (no churn under steady load), negative means none.
-	MaxIdleConns int
-	// ConnMaxLifetime closes connections older than this; zero means
-	// DefaultConnMaxLifetime, negative means never.
-	ConnMaxLifetime time.Duration
-	// ConnMaxIdleTime closes connections idle for longer than this; zero
-	// means DefaultConnMaxIdleTime, negative means never.
-	ConnMaxIdleTime time.Duration
-	// Logger; nil discards.
-	Logger *slog.Logger
-}
-
-// applyPool sets the pool limits of db from opts (zero fields mean the
-// defaults).
-func (o Options) applyPool(db *sql.DB) {
-	maxOpen := o.MaxOpenConns
-	switch {
-	case maxOpen == 0:
-		maxOpen = DefaultMaxOpenConns
-	case maxOpen < 0:
-		maxOpen = 0 // database/sql: unlimited
-	}
-	db.SetMaxOpenConns(maxOpen)
-	maxIdle := o.MaxIdleConns
-	switch {
-	case maxIdle == 0 && maxOpen > 0:
-		maxIdle = maxOpen
-	case maxIdle == 0:
-		maxIdle = DefaultMaxOpenConns
-	case maxIdle < 0:
-		maxIdle = -1 // database/sql: no idle connections
-	}
-	db.SetMaxIdleConns(maxIdle)
-	db.SetConnMaxLifetime(durationSetting(o.ConnMaxLifetime, DefaultConnMaxLifetime))
-	db.SetConnMaxIdleTime(durationSetting(o.ConnMaxIdleTime, DefaultConnMaxIdleTime))
-}
-
-func durationSetting(d, def time.Duration) time.Duration {
-	switch {
-	case d == 0:
-		return def
-	case d < 0:
-		return 0 // database/sql: never
-	}
-	return d
-}
-
-// Provider opens the database on Start and closes it on Stop.
-type Provider = dbprovider.Provider
-
 // NewProvider returns a core.Provider that opens POSTGRES_DB_URL (or
-// Options.URL), pings it, applies the pool settings and installs the *bun.DB
-// as Options.PortName. A missing or malformed URL, or a server that cannot
-// be reached, fails Start with an error naming the variable and the host,
+// opts.URL) on Start and installs the driver as a port (see
+// wharf.Provider). A missing or malformed URL, or a server that cannot be
+// reached, fails Start with an error naming the variable and the host,
 // never the password.
-func NewProvider(opts Options) *Provider {
-	return dbprovider.New(dbprovider.Config{
-		Dialect: "postgres", EnvVar: EnvVar, URL: opts.URL, PortName: opts.PortName,
-		Example: "postgres://user:password@localhost:5432/app?sslmode=disable",
-		Open: func(ctx context.Context, rawURL string) (*bun.DB, error) {
-			db, err := Open(ctx, rawURL)
-			if err != nil {
-				return nil, err
-			}
-			opts.applyPool(db.DB)
-			return db, nil
-		},
-		Logger: opts.Logger,
-	})
+func NewProvider(opts wharf.ProviderOptions) *wharf.Provider {
+	if opts.EnvVar == "" {
+		opts.EnvVar = EnvVar
+	}
+	opts.Dialect = "postgres"
+	return wharf.NewProvider(opts)
 }
 
-// Open opens a pgx (database/sql) pool with bun's PostgreSQL dialect, applies
-// the default pool settings and pings the server. rawURL is a postgres:// or
-// postgresql:// URL (see Options.URL and ParseURL). Errors name the host and
-// never the password.
-func Open(ctx context.Context, rawURL string) (*bun.DB, error) {
+// Open opens a pool on url (a postgres:// or postgresql:// URL; see
+// ParseURL), pings the server and returns a driver that owns the pool. A
+// URL of another dialect is an error matching ports.ErrInvalidArgument;
+// errors name the host and never the password.
+func Open(ctx context.Context, url string, opts wharf.Options) (*wharf.Driver, error) {
+	if _, err := ParseURL(url); err != nil {
+		return nil, err
+	}
+	return wharf.Open(ctx, url, opts)
+}
+
+// openDB opens a pgx (database/sql) pool with bun's PostgreSQL dialect and
+// pool's settings, and pings the server.
+func openDB(ctx context.Context, rawURL string, pool dialect.Pool) (*bun.DB, error) {
 	cfg, err := ParseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
 	sqldb := stdlib.OpenDB(*cfg)
-	Options{}.applyPool(sqldb)
+	dialect.ApplyPool(sqldb, pool)
 	if err := sqldb.PingContext(ctx); err != nil {
 		_ = sqldb.Close()
 		return nil, &redactedError{
@@ -150,11 +71,11 @@ func Open(ctx context.Context, rawURL string) (*bun.DB, error) {
 // ports.ErrInvalidArgument, name the host and never contain the password.
 func ParseURL(rawURL string) (*pgx.ConnConfig, error) {
 	if rawURL == "" {
-		return nil, core.Invalidf("postgres: empty URL; use postgres://user:password@host:5432/dbname?sslmode=disable")
+		return nil, check.Invalidf("postgres: empty URL; use postgres://user:password@host:5432/dbname?sslmode=disable")
 	}
 	lower := strings.ToLower(rawURL)
 	if !strings.HasPrefix(lower, "postgres://") && !strings.HasPrefix(lower, "postgresql://") {
-		return nil, core.Invalidf("postgres: malformed URL %s: it must start with postgres:// or postgresql:// (e.g. postgres://user:password@localhost:5432/app)", describeURL(rawURL))
+		return nil, check.Invalidf("postgres: malformed URL %s: it must start with postgres:// or postgresql:// (e.g. postgres://user:password@localhost:5432/app)", describeURL(rawURL))
 	}
 	secrets := secretsOf(rawURL)
 	u, err := url.Parse(rawURL)
@@ -163,10 +84,10 @@ func ParseURL(rawURL string) (*pgx.ConnConfig, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err // url.Error repeats the whole URL, password included
 		}
-		return nil, core.Invalidf("postgres: malformed URL %s: %s", describeURL(rawURL), redact(err.Error(), secrets))
+		return nil, check.Invalidf("postgres: malformed URL %s: %s", describeURL(rawURL), redact(err.Error(), secrets))
 	}
 	if u.Host == "" && u.Query().Get("host") == "" {
-		return nil, core.Invalidf("postgres: malformed URL %s: no host (e.g. postgres://user:password@localhost:5432/app)", describeURL(rawURL))
+		return nil, check.Invalidf("postgres: malformed URL %s: no host (e.g. postgres://user:password@localhost:5432/app)", describeURL(rawURL))
 	}
 	cfg, err := pgx.ParseConfig(rawURL)
 	if err != nil {
@@ -174,7 +95,7 @@ func ParseURL(rawURL string) (*pgx.ConnConfig, error) {
 		if i := strings.Index(msg, "`: "); i >= 0 {
 			msg = msg[i+3:] // drop pgx's copy of the URL
 		}
-		return nil, core.Invalidf("postgres: malformed URL %s: %s", describeURL(rawURL), redact(msg, secrets))
+		return nil, check.Invalidf("postgres: malformed URL %s: %s", describeURL(rawURL), redact(msg, secrets))
 	}
 	if !u.Query().Has("default_query_exec_mode") {
 		cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol

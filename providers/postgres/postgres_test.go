@@ -19,9 +19,12 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 
+	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/internal/check"
+	"github.com/wharf-go/wharf/internal/outboxsql"
+	"github.com/wharf-go/wharf/internal/sqlbase"
 	"github.com/wharf-go/wharf/ports"
-	"github.com/wharf-go/wharf/providers/internal/outboxsql"
 	"github.com/wharf-go/wharf/providers/postgres"
 )
 
@@ -99,7 +102,7 @@ func closedPort(t *testing.T) int {
 	return port
 }
 
-func startApp(t *testing.T, opts postgres.Options) (*core.App, error) {
+func startApp(t *testing.T, opts wharf.ProviderOptions) (*core.App, error) {
 	t.Helper()
 	app := core.NewApp(core.AppOptions{})
 	require.NoError(t, app.Register(postgres.NewProvider(opts)))
@@ -109,13 +112,13 @@ func startApp(t *testing.T, opts postgres.Options) (*core.App, error) {
 func TestProviderBoot(t *testing.T) {
 	t.Run("MissingVariableNamesIt", func(t *testing.T) {
 		t.Setenv(postgres.EnvVar, "")
-		_, err := startApp(t, postgres.Options{})
+		_, err := startApp(t, wharf.ProviderOptions{})
 		require.ErrorContains(t, err, "POSTGRES_DB_URL is not set")
 		require.ErrorIs(t, err, ports.ErrInvalidArgument)
 	})
 	t.Run("MalformedVariableNamesItAndTheHost", func(t *testing.T) {
 		t.Setenv(postgres.EnvVar, "postgres://app:"+secret+"@db.internal:5x32/app")
-		_, err := startApp(t, postgres.Options{})
+		_, err := startApp(t, wharf.ProviderOptions{})
 		require.ErrorContains(t, err, "POSTGRES_DB_URL")
 		require.ErrorContains(t, err, "db.internal")
 		require.NotContains(t, err.Error(), secret)
@@ -123,7 +126,7 @@ func TestProviderBoot(t *testing.T) {
 	t.Run("UnreachableServerNamesTheVariableAndTheHost", func(t *testing.T) {
 		hostPort := fmt.Sprintf("127.0.0.1:%d", closedPort(t))
 		t.Setenv(postgres.EnvVar, "postgres://app:"+secret+"@"+hostPort+"/app?sslmode=disable&connect_timeout=5")
-		_, err := startApp(t, postgres.Options{})
+		_, err := startApp(t, wharf.ProviderOptions{})
 		require.Error(t, err)
 		require.ErrorContains(t, err, "POSTGRES_DB_URL")
 		require.ErrorContains(t, err, hostPort)
@@ -135,7 +138,7 @@ func TestProviderBoot(t *testing.T) {
 		u.User = url.UserPassword(u.User.Username(), secret)
 		cfg, err := pgx.ParseConfig(u.String())
 		require.NoError(t, err)
-		app, err := startApp(t, postgres.Options{URL: u.String()})
+		app, err := startApp(t, wharf.ProviderOptions{URL: u.String()})
 		if err == nil {
 			require.NoError(t, app.Stop(context.Background()))
 			t.Skip("the server accepted a wrong password (trust authentication)")
@@ -149,10 +152,12 @@ func TestProviderBoot(t *testing.T) {
 	})
 	t.Run("InstallsConfiguresAndClosesTheDB", func(t *testing.T) {
 		t.Setenv(postgres.EnvVar, baseURL(t))
-		app, err := startApp(t, postgres.Options{MaxOpenConns: 7, ConnMaxLifetime: time.Minute})
+		app, err := startApp(t, wharf.ProviderOptions{Options: wharf.Options{Pool: wharf.PoolOptions{MaxOpenConns: 7, ConnMaxLifetime: time.Minute}}})
 		require.NoError(t, err)
-		db, err := core.Port[*bun.DB](app, "db")
+		drv, err := core.Port[*wharf.Driver](app, wharf.DefaultPortName)
 		require.NoError(t, err)
+		require.Equal(t, "postgres", drv.Dialect())
+		db := drv.DB()
 		require.NoError(t, db.PingContext(context.Background()))
 		require.Equal(t, 7, db.Stats().MaxOpenConnections)
 		var one int
@@ -160,14 +165,14 @@ func TestProviderBoot(t *testing.T) {
 		require.Equal(t, 1, one)
 		require.NoError(t, app.Stop(context.Background()))
 		require.Error(t, db.PingContext(context.Background()), "db must be closed after Stop")
-		_, err = core.Port[*bun.DB](app, "db")
+		_, err = core.Port[*wharf.Driver](app, wharf.DefaultPortName)
 		require.ErrorIs(t, err, core.ErrPortNotFound)
 	})
 }
 
 func TestTranslateError(t *testing.T) {
 	t.Parallel()
-	classified := &core.DBError{Kind: ports.ErrBusy, Retryable: true, Err: errors.New("x")}
+	classified := &sqlbase.DBError{Kind: ports.ErrBusy, Retryable: true, Err: errors.New("x")}
 	tests := []struct {
 		name      string
 		err       error
@@ -288,11 +293,12 @@ func TestRealDeadlockIsClassified(t *testing.T) {
 func TestUnitOfWorkRetriesRealSerializationFailure(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := newTestDB(t)
+	drv := newTestDriver(t, wharf.Options{})
+	db := drv.DB()
 	_, err := db.ExecContext(ctx, "CREATE TABLE ledger (n INTEGER PRIMARY KEY)")
 	require.NoError(t, err)
-	uow, err := postgres.NewUnitOfWork(db, func(tx bun.IDB, _ ports.EventRecorder) (bun.IDB, error) { return tx, nil },
-		postgres.UnitOfWorkOptions{TxOptions: &sql.TxOptions{Isolation: sql.LevelSerializable}, MaxAttempts: 20, RetryDelay: time.Millisecond})
+	uow, err := wharf.NewUnitOfWork(drv, txDB,
+		wharf.UnitOfWorkOptions{TxOptions: &sql.TxOptions{Isolation: sql.LevelSerializable}, MaxAttempts: 20, RetryDelay: time.Millisecond})
 	require.NoError(t, err)
 
 	var runs atomic.Int32
@@ -327,10 +333,15 @@ func TestUnitOfWorkRetriesRealSerializationFailure(t *testing.T) {
 	require.Equal(t, []int{1, 2}, got, "the retry saw the committed row: the result is serializable")
 }
 
+// txDB is the build function of units of work that need only the
+// transaction.
+func txDB(tx wharf.Tx) (bun.IDB, error) { return tx.DB, nil }
+
 func TestUnitOfWorkHonoursTxOptions(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := newTestDB(t)
+	drv := newTestDriver(t, wharf.Options{})
+	db := drv.DB()
 	_, err := db.ExecContext(ctx, "CREATE TABLE items (id INTEGER PRIMARY KEY)")
 	require.NoError(t, err)
 	tests := []struct {
@@ -348,8 +359,7 @@ func TestUnitOfWorkHonoursTxOptions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			uow, err := postgres.NewUnitOfWork(db, func(tx bun.IDB, _ ports.EventRecorder) (bun.IDB, error) { return tx, nil },
-				postgres.UnitOfWorkOptions{TxOptions: tt.opts})
+			uow, err := wharf.NewUnitOfWork(drv, txDB, wharf.UnitOfWorkOptions{TxOptions: tt.opts})
 			require.NoError(t, err)
 			var isolation, readOnly string
 			err = uow.Transaction(ctx, func(ctx context.Context, tx bun.IDB) error {
@@ -366,8 +376,7 @@ func TestUnitOfWorkHonoursTxOptions(t *testing.T) {
 	t.Run("WriteInReadOnlyFails", func(t *testing.T) {
 		t.Parallel()
 		var runs atomic.Int32
-		uow, err := postgres.NewUnitOfWork(db, func(tx bun.IDB, _ ports.EventRecorder) (bun.IDB, error) { return tx, nil },
-			postgres.UnitOfWorkOptions{TxOptions: &sql.TxOptions{ReadOnly: true}})
+		uow, err := wharf.NewUnitOfWork(drv, txDB, wharf.UnitOfWorkOptions{TxOptions: &sql.TxOptions{ReadOnly: true}})
 		require.NoError(t, err)
 		err = uow.Transaction(ctx, func(ctx context.Context, tx bun.IDB) error {
 			runs.Add(1)
@@ -389,19 +398,18 @@ func TestUnitOfWorkHonoursTxOptions(t *testing.T) {
 func TestIdempotencyUnderRepeatableRead(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := migratedDB(t)
-	store, err := postgres.NewIdempotency(db, postgres.IdempotencyOptions{})
-	require.NoError(t, err)
+	drv := migratedDriver(t)
+	store := drv.Idempotency()
 	req := ports.ReserveRequest{IdempotencyKey: ports.IdempotencyKey{Namespace: "orders.create", Key: "k-1"}, Fingerprint: "fp"}
 
-	uow, err := postgres.NewUnitOfWork(db, func(tx bun.IDB, _ ports.EventRecorder) (*postgres.Idempotency, error) {
-		return store.WithDB(tx), nil
-	}, postgres.UnitOfWorkOptions{TxOptions: &sql.TxOptions{Isolation: sql.LevelRepeatableRead}, MaxAttempts: 3})
+	uow, err := wharf.NewUnitOfWork(drv, func(tx wharf.Tx) (wharf.Idempotency, error) {
+		return tx.Idempotency, nil
+	}, wharf.UnitOfWorkOptions{TxOptions: &sql.TxOptions{Isolation: sql.LevelRepeatableRead}, MaxAttempts: 3})
 	require.NoError(t, err)
 
 	var attempts []ports.ReserveStatus
 	var firstErr error
-	err = uow.Transaction(ctx, func(ctx context.Context, s *postgres.Idempotency) error {
+	err = uow.Transaction(ctx, func(ctx context.Context, s wharf.Idempotency) error {
 		if len(attempts) == 0 && firstErr == nil {
 			// Take the snapshot, then let another request reserve and
 			// complete the key and commit.
@@ -441,14 +449,15 @@ func TestSchemaQualifiedTables(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	other, _ := newSchema(t)
-	db := newTestDB(t) // search_path is another, empty schema
 	outboxTable, idemTable := other+".outbox_messages", other+".idem_records"
-	opts := postgres.MigrateOptions{
-		Outbox:      postgres.OutboxOptions{TableName: outboxTable},
-		Idempotency: postgres.IdempotencyOptions{TableName: idemTable},
-	}
-	require.NoError(t, postgres.Migrate(ctx, db, opts))
-	require.NoError(t, postgres.Migrate(ctx, db, opts), "Migrate is idempotent")
+	drv := newTestDriver(t, wharf.Options{ // search_path is another, empty schema
+		Outbox:      wharf.OutboxOptions{TableName: outboxTable},
+		Idempotency: wharf.IdempotencyOptions{TableName: idemTable},
+	})
+	db := drv.DB()
+	require.NoError(t, drv.Migrate(ctx))
+	require.NoError(t, drv.Migrate(ctx), "Migrate is idempotent")
+	require.NoError(t, drv.CheckSchema(ctx))
 
 	var indexes []string
 	require.NoError(t, db.NewRaw("SELECT indexname FROM pg_indexes WHERE schemaname = ? ORDER BY indexname", other).Scan(ctx, &indexes))
@@ -458,8 +467,7 @@ func TestSchemaQualifiedTables(t *testing.T) {
 	require.NoError(t, db.QueryRowContext(ctx, "SELECT to_regclass('outbox_messages')::text").Scan(&unqualified))
 	require.False(t, unqualified.Valid, "nothing was created on the search_path")
 
-	ob, err := postgres.NewOutbox(db, postgres.OutboxOptions{TableName: outboxTable})
-	require.NoError(t, err)
+	ob := drv.Outbox()
 	ids, err := ob.Enqueue(ctx, ports.OutboxMessage{Topic: "t", Key: "k", Payload: json.RawMessage(`{}`)},
 		ports.OutboxMessage{Topic: "t", Payload: json.RawMessage(`{}`)})
 	require.NoError(t, err)
@@ -472,8 +480,7 @@ func TestSchemaQualifiedTables(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ports.OutboxStats{}, st)
 
-	store, err := postgres.NewIdempotency(db, postgres.IdempotencyOptions{TableName: idemTable})
-	require.NoError(t, err)
+	store := drv.Idempotency()
 	req := ports.ReserveRequest{IdempotencyKey: ports.IdempotencyKey{Namespace: "n", Key: "k"}, Fingerprint: "fp"}
 	r, err := store.Reserve(ctx, req)
 	require.NoError(t, err)
@@ -499,26 +506,25 @@ func TestSchemaQualifiedTables(t *testing.T) {
 func TestClaimUsesTheClaimIndex(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := migratedDB(t)
-	ob, err := postgres.NewOutbox(db, postgres.OutboxOptions{})
-	require.NoError(t, err)
+	drv := migratedDriver(t)
+	db, ob := drv.DB(), drv.Outbox()
 	msgs := make([]ports.OutboxMessage, 500)
 	for round := 0; round < 40; round++ { // 20,000 rows
 		for i := range msgs {
 			msgs[i] = ports.OutboxMessage{Topic: "t", Key: fmt.Sprintf("k%d", i%50), Payload: json.RawMessage(`{}`)}
 		}
-		_, err = ob.Enqueue(ctx, msgs...)
+		_, err := ob.Enqueue(ctx, msgs...)
 		require.NoError(t, err)
 	}
 	// Keep one row in eight pending (the last hex digit of a UUIDv7 is random).
-	_, err = db.ExecContext(ctx, "UPDATE outbox_messages SET status = 'dead' WHERE right(id, 1) NOT IN ('0', '8')")
+	_, err := db.ExecContext(ctx, "UPDATE outbox_messages SET status = 'dead' WHERE right(id, 1) NOT IN ('0', '8')")
 	require.NoError(t, err)
 	_, err = db.ExecContext(ctx, "VACUUM ANALYZE outbox_messages")
 	require.NoError(t, err)
 
 	for _, limit := range []int{1, 10, 100, 1000} {
 		t.Run(fmt.Sprintf("Limit%d", limit), func(t *testing.T) {
-			query, args := postgres.ClaimQuery(ob.Queries(), outboxsql.ClaimParams{
+			query, args := postgres.ClaimSQL(drv, outboxsql.ClaimParams{
 				Now: core.FormatTime(time.Now()), LockedUntil: core.FormatTime(time.Now().Add(time.Minute)),
 				TokenPrefix: "x:", Limit: limit, Topics: []string{"t"},
 			})
@@ -541,9 +547,8 @@ func TestClaimUsesTheClaimIndex(t *testing.T) {
 func TestClaimLocksOnlyWhatItClaims(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := migratedDB(t)
-	ob, err := postgres.NewOutbox(db, postgres.OutboxOptions{})
-	require.NoError(t, err)
+	drv := migratedDriver(t)
+	db, ob := drv.DB(), drv.Outbox()
 	msgs := make([]ports.OutboxMessage, 30)
 	for i := range msgs {
 		msgs[i] = ports.OutboxMessage{Topic: "t", Payload: json.RawMessage(`{}`)}
@@ -554,7 +559,7 @@ func TestClaimLocksOnlyWhatItClaims(t *testing.T) {
 	tx, err := db.BeginTx(ctx, nil)
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback() }()
-	first, err := ob.WithDB(tx).Claim(ctx, ports.ClaimOptions{Limit: 10, Lease: time.Minute})
+	first, err := drv.Bind(tx).Outbox.Claim(ctx, ports.ClaimOptions{Limit: 10, Lease: time.Minute})
 	require.NoError(t, err)
 	require.Len(t, first, 10)
 
@@ -581,14 +586,14 @@ func claimIDs(msgs []ports.ClaimedMessage) []string {
 func TestMigrateConcurrently(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := newTestDB(t)
+	drv := newTestDriver(t, wharf.Options{})
 	const n = 6
 	start := make(chan struct{})
 	errs := make(chan error, n)
 	for range n {
 		go func() {
 			<-start
-			errs <- postgres.Migrate(ctx, db, postgres.MigrateOptions{})
+			errs <- drv.Migrate(ctx)
 		}()
 	}
 	close(start)
@@ -602,10 +607,11 @@ func TestMigrateConcurrently(t *testing.T) {
 func TestMigrateIsAllOrNothing(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := newTestDB(t)
-	err := postgres.Migrate(ctx, db, postgres.MigrateOptions{
-		Idempotency: postgres.IdempotencyOptions{TableName: "no_such_schema.idem"},
+	drv := newTestDriver(t, wharf.Options{
+		Idempotency: wharf.IdempotencyOptions{TableName: "no_such_schema.idem"},
 	})
+	db := drv.DB()
+	err := drv.Migrate(ctx)
 	require.ErrorContains(t, err, "postgres migrate")
 	var outbox sql.NullString
 	require.NoError(t, db.QueryRowContext(ctx, "SELECT to_regclass('outbox_messages')::text").Scan(&outbox))
@@ -621,10 +627,9 @@ func TestMigrateIsAllOrNothing(t *testing.T) {
 func TestClaimPlanWithoutStatistics(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := migratedDB(t)
+	drv := migratedDriver(t)
+	db, ob := drv.DB(), drv.Outbox()
 	_, err := db.ExecContext(ctx, "ALTER TABLE outbox_messages SET (autovacuum_enabled = false)")
-	require.NoError(t, err)
-	ob, err := postgres.NewOutbox(db, postgres.OutboxOptions{})
 	require.NoError(t, err)
 	msgs := make([]ports.OutboxMessage, 500)
 	for round := 0; round < 40; round++ { // 20,000 rows, half of them keyed
@@ -648,7 +653,7 @@ func TestClaimPlanWithoutStatistics(t *testing.T) {
 	for _, topics := range [][]string{nil, {"t"}} {
 		for _, limit := range []int{1, 100, 1000} {
 			t.Run(fmt.Sprintf("Topics%d/Limit%d", len(topics), limit), func(t *testing.T) {
-				query, args := postgres.ClaimQuery(ob.Queries(), outboxsql.ClaimParams{
+				query, args := postgres.ClaimSQL(drv, outboxsql.ClaimParams{
 					Now: core.FormatTime(time.Now()), LockedUntil: core.FormatTime(time.Now().Add(time.Minute)),
 					TokenPrefix: "x:", Limit: limit, Topics: topics,
 				})
@@ -696,4 +701,166 @@ func (n planNode) walk(f func(planNode)) {
 	for _, c := range n.Plans {
 		c.walk(f)
 	}
+}
+
+// TestOpen: Open takes PostgreSQL URLs only (never repeating a password),
+// wharf.Open finds PostgreSQL by either scheme, and the pool gets what
+// Options.Pool asks.
+func TestOpen(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t.Run("OtherDialectsURLsAreInvalid", func(t *testing.T) {
+		t.Parallel()
+		for _, u := range []string{"mysql://u:" + secret + "@db.example:3306/app", "file:app.db", "sqlite:app.db", ":memory:"} {
+			drv, err := postgres.Open(ctx, u, wharf.Options{})
+			require.ErrorIs(t, err, ports.ErrInvalidArgument, u)
+			require.Nil(t, drv, u)
+			require.NotContains(t, err.Error(), secret, "the password must never appear in an error")
+		}
+	})
+	t.Run("WharfOpenPicksPostgresByScheme", func(t *testing.T) {
+		t.Parallel()
+		base := baseURL(t)
+		_, rest, ok := strings.Cut(base, "://")
+		require.True(t, ok, "a URL: %s", base)
+		for _, scheme := range []string{"postgres", "postgresql"} {
+			drv, err := wharf.Open(ctx, scheme+"://"+rest, wharf.Options{Pool: wharf.PoolOptions{MaxOpenConns: 2}})
+			require.NoError(t, err, scheme)
+			require.Equal(t, "postgres", drv.Dialect(), scheme)
+			var one int
+			require.NoError(t, drv.DB().QueryRowContext(ctx, "SELECT 1").Scan(&one), scheme)
+			require.NoError(t, drv.Close())
+			require.Error(t, drv.DB().PingContext(ctx), "Close closes the pool Open opened")
+		}
+	})
+	t.Run("AppliesThePool", func(t *testing.T) {
+		t.Parallel()
+		for _, tt := range []struct {
+			name string
+			pool wharf.PoolOptions
+			want int
+		}{
+			{"Default", wharf.PoolOptions{}, wharf.DefaultMaxOpenConns},
+			{"Asked", wharf.PoolOptions{MaxOpenConns: 7}, 7},
+			{"Unlimited", wharf.PoolOptions{MaxOpenConns: -1}, 0},
+		} {
+			drv, err := postgres.Open(ctx, baseURL(t), wharf.Options{Pool: tt.pool})
+			require.NoError(t, err, tt.name)
+			require.Equal(t, tt.want, drv.DB().Stats().MaxOpenConnections, tt.name)
+			require.NoError(t, drv.Close())
+		}
+	})
+}
+
+// TestLongestTableNamesGetDistinctIndexes migrates two outbox tables (and
+// two idempotency tables) of the longest accepted name, 63 bytes, that
+// differ only in their last character, in one schema. PostgreSQL would cut
+// "<table>_claim_idx" to 63 bytes, giving both tables the same index name,
+// and CREATE INDEX IF NOT EXISTS would then skip the second table's index
+// without a word: every index must exist, on its own table, under a
+// distinct name of at most 63 bytes.
+func TestLongestTableNamesGetDistinctIndexes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, u := newSchema(t)
+	stem := strings.Repeat("t", check.MaxIdentifierLength-1)
+	type table struct {
+		name     string
+		suffixes []string // of its indexes besides the primary key
+	}
+	var tables []table
+	for _, last := range []string{"a", "b"} {
+		outbox, idem := stem+last, "i"+stem[1:]+last
+		require.Len(t, outbox, 63)
+		drv := openDriver(t, u, wharf.Options{
+			Outbox:      wharf.OutboxOptions{TableName: outbox},
+			Idempotency: wharf.IdempotencyOptions{TableName: idem},
+		})
+		require.NoError(t, drv.Migrate(ctx), outbox)
+		require.NoError(t, drv.CheckSchema(ctx), "every index the driver derives exists: %s", outbox)
+		// And the tables work.
+		_, err := drv.Outbox().Enqueue(ctx, msg("t"))
+		require.NoError(t, err)
+		claimed, err := drv.Outbox().Claim(ctx, ports.ClaimOptions{Limit: 10, Lease: time.Minute})
+		require.NoError(t, err)
+		require.Len(t, claimed, 1, "the outbox %s holds its own message only", outbox)
+		tables = append(tables,
+			table{outbox, []string{"_claim_idx", "_key_idx"}},
+			table{idem, []string{"_expires_idx"}})
+	}
+	db := adminDB(t)
+	seen := map[string]string{} // index name -> its table
+	for _, tb := range tables {
+		rows, err := db.QueryContext(ctx, "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"+
+			" JOIN pg_class r ON r.oid = i.indrelid JOIN pg_namespace n ON n.oid = r.relnamespace"+
+			" WHERE n.nspname = $1 AND r.relname = $2 AND NOT i.indisprimary ORDER BY c.relname", schemaOf(t, u), tb.name)
+		require.NoError(t, err)
+		var names []string
+		for rows.Next() {
+			var name string
+			require.NoError(t, rows.Scan(&name))
+			names = append(names, name)
+		}
+		require.NoError(t, rows.Err())
+		require.NoError(t, rows.Close())
+		require.Len(t, names, len(tb.suffixes), "table %s has all its indexes: %v", tb.name, names)
+		for _, suffix := range tb.suffixes {
+			found := false
+			for _, name := range names {
+				found = found || strings.HasSuffix(name, suffix)
+			}
+			require.True(t, found, "table %s has an index ending in %s: %v", tb.name, suffix, names)
+		}
+		for _, name := range names {
+			require.LessOrEqual(t, len(name), check.MaxIdentifierLength, name)
+			other, dup := seen[name]
+			require.False(t, dup, "index %s of %s is also the name of an index of %s", name, tb.name, other)
+			seen[name] = tb.name
+		}
+	}
+	require.Len(t, seen, 6, "two outbox tables of two indexes, two idempotency tables of one")
+}
+
+// schemaOf returns the search_path of a URL made by newSchema.
+func schemaOf(t *testing.T, rawURL string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	require.NoError(t, err)
+	s := u.Query().Get("search_path")
+	require.NotEmpty(t, s)
+	return s
+}
+
+// TestOptionsReachTheOutboxAndTheStore: the outbox's and the idempotency
+// store's options in wharf.Options reach them (PostgreSQL once had options
+// of its own that mirrored the shared ones): the table names, the default
+// MaxAttempts, the clock, and the idempotency TTL and lease.
+func TestOptionsReachTheOutboxAndTheStore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC)
+	drv := newTestDriver(t, wharf.Options{
+		Outbox:      wharf.OutboxOptions{TableName: "jobs", DefaultMaxAttempts: 7},
+		Idempotency: wharf.IdempotencyOptions{TableName: "keys", TTL: time.Hour, Lease: 2 * time.Minute},
+		Now:         func() time.Time { return now },
+	})
+	db := drv.DB()
+	require.NoError(t, drv.Migrate(ctx))
+	_, err := drv.Outbox().Enqueue(ctx, msg("t"))
+	require.NoError(t, err)
+	recs, err := drv.Outbox().List(ctx, ports.OutboxFilter{})
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	require.Equal(t, 7, recs[0].MaxAttempts, "Outbox.DefaultMaxAttempts")
+	require.True(t, now.Equal(recs[0].CreatedAt), "Now: created at %v", recs[0].CreatedAt)
+	var n int
+	require.NoError(t, db.QueryRowContext(ctx, "SELECT count(*) FROM jobs").Scan(&n))
+	require.Equal(t, 1, n, "Outbox.TableName")
+
+	_, err = drv.Idempotency().Reserve(ctx, ports.ReserveRequest{IdempotencyKey: ports.IdempotencyKey{Namespace: "n", Key: "k"}, Fingerprint: "fp"})
+	require.NoError(t, err)
+	var lockedUntil, expiresAt string
+	require.NoError(t, db.QueryRowContext(ctx, "SELECT locked_until, expires_at FROM keys").Scan(&lockedUntil, &expiresAt))
+	require.Equal(t, core.FormatTime(now.Add(2*time.Minute)), lockedUntil, "Idempotency.Lease and Now")
+	require.Equal(t, core.FormatTime(now.Add(time.Hour)), expiresAt, "Idempotency.TTL and Now")
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/schema"
 
-	"github.com/wharf-go/wharf/providers/internal/outboxsql"
+	"github.com/wharf-go/wharf/internal/outboxsql"
 )
 
 // TestTextArray: Complete's and Release's list arguments render exactly as

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,10 +12,22 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 
-	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf"
+	"github.com/wharf-go/wharf/internal/outboxsql"
+	"github.com/wharf-go/wharf/internal/sqlbase"
 	"github.com/wharf-go/wharf/ports"
-	"github.com/wharf-go/wharf/providers/internal/outboxsql"
 )
+
+// faultDialect is SQLite's dialect with its claim replaced, so that a test
+// can put injected failures in front of the real claim.
+type faultDialect struct {
+	sqliteDialect
+	claim func(ctx context.Context, db bun.IDB, q *outboxsql.Queries, p outboxsql.ClaimParams) ([]outboxsql.Record, error)
+}
+
+func (d faultDialect) Claim(ctx context.Context, db bun.IDB, q *outboxsql.Queries, p outboxsql.ClaimParams) ([]outboxsql.Record, error) {
+	return d.claim(ctx, db, q, p)
+}
 
 // TestClaimRunsAgainWhenChosenAsDeadlockVictim injects database errors in
 // front of SQLite's real claim, on a real database: a deadlock on the root
@@ -23,8 +36,8 @@ import (
 // claimed twice.
 func TestClaimRunsAgainWhenChosenAsDeadlockVictim(t *testing.T) {
 	t.Parallel()
-	deadlock := &core.DBError{Kind: ports.ErrDeadlock, Retryable: true, Err: errors.New("injected deadlock")}
-	busy := &core.DBError{Kind: ports.ErrBusy, Retryable: true, Err: errors.New("injected busy")}
+	deadlock := &sqlbase.DBError{Kind: ports.ErrDeadlock, Retryable: true, Err: errors.New("injected deadlock")}
+	busy := &sqlbase.DBError{Kind: ports.ErrBusy, Retryable: true, Err: errors.New("injected busy")}
 	for _, tc := range []struct {
 		name      string
 		failures  []error // returned by the first calls, in order
@@ -42,25 +55,23 @@ func TestClaimRunsAgainWhenChosenAsDeadlockVictim(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			db, err := Open(ctx, "file:"+filepath.Join(t.TempDir(), "wharf.db"))
+			drv, err := Open(ctx, "file:"+filepath.Join(t.TempDir(), "wharf.db"), wharf.Options{})
 			require.NoError(t, err)
-			t.Cleanup(func() { _ = db.Close() })
-			require.NoError(t, Migrate(ctx, db, MigrateOptions{}))
-
+			t.Cleanup(func() { _ = drv.Close() })
+			require.NoError(t, drv.Migrate(ctx))
+			db := drv.DB()
 			calls := 0
-			d := *outboxDialect
-			d.Claim = func(ctx context.Context, db bun.IDB, q *outboxsql.Queries, p outboxsql.ClaimParams) ([]outboxsql.Record, error) {
+			d := faultDialect{claim: func(ctx context.Context, db bun.IDB, q *outboxsql.Queries, p outboxsql.ClaimParams) ([]outboxsql.Record, error) {
 				calls++
 				if calls <= len(tc.failures) {
 					return nil, tc.failures[calls-1]
 				}
-				return outboxDialect.Claim(ctx, db, q, p)
-			}
-			ob, err := outboxsql.New(db, OutboxOptions{}, &d)
+				return sqliteDialect{}.Claim(ctx, db, q, p)
+			}}
+			ob, err := outboxsql.New(db, outboxsql.Config{Logger: slog.New(slog.DiscardHandler)}, d)
 			require.NoError(t, err)
 			_, err = ob.Enqueue(ctx, ports.OutboxMessage{Topic: "t", Payload: json.RawMessage(`{}`)})
 			require.NoError(t, err)
-
 			claim := func(ob *outboxsql.Outbox) ([]ports.ClaimedMessage, error) {
 				return ob.Claim(ctx, ports.ClaimOptions{Limit: 10, Lease: time.Minute})
 			}

@@ -8,53 +8,36 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 
+	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/conformance"
-	"github.com/wharf-go/wharf/ports"
 	"github.com/wharf-go/wharf/providers/sqlite"
 )
 
-func newTestDB(t testing.TB) *bun.DB {
+// openDriver opens rawURL and closes the driver when the test ends.
+func openDriver(t testing.TB, rawURL string, opts wharf.Options) *wharf.Driver {
 	t.Helper()
-	db, err := sqlite.Open(context.Background(), "file:"+filepath.Join(t.TempDir(), "wharf.db"))
+	drv, err := sqlite.Open(context.Background(), rawURL, opts)
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = db.Close() })
-	return db
+	t.Cleanup(func() { _ = drv.Close() })
+	return drv
 }
 
-func harness() conformance.Harness {
-	return conformance.Harness{
-		NewDB: newTestDB,
-		Migrate: func(ctx context.Context, db bun.IDB, outboxTable, idemTable string) error {
-			return sqlite.Migrate(ctx, db, sqlite.MigrateOptions{
-				Outbox:      sqlite.OutboxOptions{TableName: outboxTable},
-				Idempotency: sqlite.IdempotencyOptions{TableName: idemTable},
-			})
-		},
-		NewOutbox: func(db bun.IDB, cfg conformance.OutboxConfig) (conformance.Outbox, error) {
-			o, err := sqlite.NewOutbox(db, sqlite.OutboxOptions{TableName: cfg.TableName, Now: cfg.Now, DefaultMaxAttempts: cfg.DefaultMaxAttempts})
-			if err != nil {
-				return nil, err
-			}
-			return o, nil
-		},
-		NewIdempotency: func(db bun.IDB, cfg conformance.IdempotencyConfig) (ports.Idempotency, error) {
-			s, err := sqlite.NewIdempotency(db, sqlite.IdempotencyOptions{TableName: cfg.TableName, Now: cfg.Now, TTL: cfg.TTL, Lease: cfg.Lease})
-			if err != nil {
-				return nil, err
-			}
-			return s, nil
-		},
-		NewUnitOfWork: func(db *bun.DB, cfg conformance.UnitOfWorkConfig, build func(bun.IDB, ports.EventRecorder) (conformance.TxPorts, error)) ports.UnitOfWork[conformance.TxPorts] {
-			u, err := sqlite.NewUnitOfWork(db, build, sqlite.UnitOfWorkOptions{EventBus: cfg.EventBus, MaxAttempts: cfg.MaxAttempts})
-			if err != nil {
-				panic(err)
-			}
-			return u
-		},
-		Capabilities: conformance.Capabilities{ConcurrentWriters: false},
-	}
+// newTestDriver opens a driver on a fresh database file of the test's own.
+func newTestDriver(t testing.TB, opts wharf.Options) *wharf.Driver {
+	t.Helper()
+	return openDriver(t, "file:"+filepath.Join(t.TempDir(), "wharf.db"), opts)
+}
+
+// newTestDB returns the pool of a fresh database file; its driver stays
+// open until the test ends.
+func newTestDB(t testing.TB) *bun.DB {
+	t.Helper()
+	return newTestDriver(t, wharf.Options{}).DB()
 }
 
 func TestConformance(t *testing.T) {
-	conformance.Run(t, harness())
+	conformance.Run(t, conformance.Harness{
+		NewDB:        newTestDB,
+		Capabilities: conformance.Capabilities{RemoteNotifications: false},
+	})
 }

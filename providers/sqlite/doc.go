@@ -1,50 +1,41 @@
-// Package sqlite implements wharf's ports on SQLite through uptrace/bun and
-// modernc.org/sqlite (pure Go, no cgo).
+// Package sqlite is wharf's SQLite provider, through uptrace/bun and
+// modernc.org/sqlite (pure Go, no cgo). Importing it registers the file:,
+// sqlite: and :memory: URLs with wharf.Open.
 //
-// The same names exist in providers/postgres and providers/mysql, so moving
-// between databases changes one import and one environment variable:
+//	drv, err := sqlite.Open(ctx, "file:app.db", wharf.Options{}) // or wharf.Open with a blank import
+//	err = drv.Migrate(ctx)
+//	uow, err := wharf.NewUnitOfWork(drv, buildTxPorts, wharf.UnitOfWorkOptions{})
+//	r, err := relay.New(drv.Outbox(), handlers, relay.Options{})
 //
-//	app.Register(sqlite.NewProvider(sqlite.Options{}))          // SQLITE_DB_URL=file:app.db
-//	db, _ := core.Port[*bun.DB](app, "db")
-//	_ = sqlite.Migrate(ctx, db, sqlite.MigrateOptions{})
-//	outbox, _ := sqlite.NewOutbox(db, sqlite.OutboxOptions{})
-//	idem, _ := sqlite.NewIdempotency(db, sqlite.IdempotencyOptions{})
-//	uow, _ := sqlite.NewUnitOfWork(db, buildTxPorts, sqlite.UnitOfWorkOptions{})
+// NewProvider does the same from SQLITE_DB_URL inside a core.App.
 //
-// SQLite runs one writer at a time. Open sets busy_timeout, WAL journaling,
-// foreign keys and IMMEDIATE transactions (unless the URL sets them), so
-// writers queue instead of failing; SQLITE_BUSY that still escapes is
-// retryable. The claim is one UPDATE ... RETURNING statement forced onto the
-// claim index with INDEXED BY; SQLite needs no SKIP LOCKED because the write
-// lock already serialises claimers.
+// # Connection
 //
-// # Write gate
+// Open adds busy_timeout, WAL journaling, foreign keys and IMMEDIATE
+// transactions unless the URL sets them (see DSN), so writers queue
+// instead of failing; SQLITE_BUSY that still escapes is retryable. An
+// in-memory database keeps a single connection.
 //
-// SQLite's busy handler is not a queue: a writer that finds the database
-// locked sleeps 1, 2, 5, 10 … ms and tries again, and a writer that keeps
-// the lock busy with back-to-back transactions can starve it (a relay's
-// claims and its completions, from two connections, lost most of their
-// time there). So everything this package builds on one *sql.DB queues in
-// Go instead, first come first served, through one write gate per database:
+// # One writer at a time
 //
-//   - the outbox's writes (Enqueue, Claim, Complete, Release, Retry,
-//     DeadLetter, Extend, Requeue, Purge) and the idempotency store's
-//     (Reserve, Complete, Fail) when they run on the *bun.DB itself;
-//   - every transaction of a UnitOfWork, from BEGIN to COMMIT or ROLLBACK.
+// SQLite runs one writer at a time, and its busy handler is not a queue:
+// a writer that finds the database locked sleeps and tries again, and can
+// starve behind one that never pauses. So everything wharf builds on one
+// pool queues in Go instead, first come first served, through one write
+// gate per database: the outbox's and the idempotency store's writes on
+// the pool, and every transaction of a unit of work from BEGIN to COMMIT.
+// Ports bound to a transaction (Tx) do not take the gate: their
+// transaction already holds it. The application's own transactions
+// outside a unit of work do not pass the gate; they still take turns with
+// wharf's through busy_timeout. A wait for the gate ends with the context,
+// and after DefaultBusyTimeoutMS the waiter goes on to SQLite's busy
+// handler rather than wait longer.
 //
-// An outbox or store bound to a transaction (WithDB(tx)) does not take the
-// gate: its transaction's writer is already admitted (a unit of work's holds
-// the gate; any other waited in SQLite). A call on the *bun.DB made inside a
-// unit of work with the context of its function does not wait for the gate
-// its own transaction holds either; it meets that transaction in SQLite's
-// busy handler, as it would without the gate. Reads (Stats, List) never
-// wait.
+// # How it works
 //
-// Transactions and statements that the application runs itself (db.RunInTx,
-// db.ExecContext) do not pass the gate; they and the gated writers still
-// take turns through busy_timeout as before, so keep the application's own
-// writes inside a UnitOfWork where throughput matters. A wait for the gate
-// ends with the context, and after DefaultBusyTimeoutMS the waiter goes on
-// to SQLite's busy handler rather than wait longer: the gate never turns a
-// wait that SQLite would end into one that does not.
+// The claim is one UPDATE ... WHERE id IN (eligible) RETURNING statement
+// forced onto the claim index with INDEXED BY; SQLite needs no SKIP
+// LOCKED because its write lock serialises claimers. Complete and Release
+// are one DELETE or UPDATE ... RETURNING each. docs/architecture.md has the
+// storage rules all dialects share.
 package sqlite

@@ -5,7 +5,7 @@ import (
 
 	"modernc.org/sqlite"
 
-	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/internal/sqlbase"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -26,7 +26,7 @@ func TranslateError(err error) error {
 	if err == nil {
 		return nil
 	}
-	var classified *core.DBError
+	var classified *sqlbase.DBError
 	if errors.As(err, &classified) {
 		return err
 	}
@@ -37,9 +37,9 @@ func TranslateError(err error) error {
 	code := se.Code()
 	switch {
 	case code&0xff == codeBusy, code&0xff == codeLocked:
-		return &core.DBError{Kind: ports.ErrBusy, Retryable: true, Err: err}
+		return &sqlbase.DBError{Kind: ports.ErrBusy, Retryable: true, Err: err}
 	case code == codeConstraintUnique, code == codeConstraintPK:
-		return &core.DBError{Kind: ports.ErrUniqueViolation, Err: err}
+		return &sqlbase.DBError{Kind: ports.ErrUniqueViolation, Err: err}
 	}
 	return err
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/core"
 	"github.com/wharf-go/wharf/ports"
 	"github.com/wharf-go/wharf/providers/sqlite"
@@ -36,22 +37,24 @@ func Example() {
 	dir, _ := os.MkdirTemp("", "wharf-example")
 	defer os.RemoveAll(dir)
 
-	db, err := sqlite.Open(ctx, "file:"+filepath.Join(dir, "app.db"))
+	drv, err := sqlite.Open(ctx, "file:"+filepath.Join(dir, "app.db"), wharf.Options{})
 	if err != nil {
 		panic(err)
 	}
-	defer db.Close()
-	if err := sqlite.Migrate(ctx, db, sqlite.MigrateOptions{}); err != nil {
+	defer drv.Close()
+	if err := drv.Migrate(ctx); err != nil {
 		panic(err)
 	}
-	if _, err := db.ExecContext(ctx, "CREATE TABLE orders (id TEXT PRIMARY KEY, item TEXT NOT NULL)"); err != nil {
+	if _, err := drv.DB().ExecContext(ctx, "CREATE TABLE orders (id TEXT PRIMARY KEY, item TEXT NOT NULL)"); err != nil {
 		panic(err)
 	}
-	outbox, _ := sqlite.NewOutbox(db, sqlite.OutboxOptions{})
-	idem, _ := sqlite.NewIdempotency(db, sqlite.IdempotencyOptions{})
-	uow, _ := sqlite.NewUnitOfWork(db, func(tx bun.IDB, _ ports.EventRecorder) (TxPorts, error) {
-		return TxPorts{DB: tx, Events: core.NewOutboxEventRecorder(outbox.WithDB(tx)), Idem: idem.WithDB(tx)}, nil
-	}, sqlite.UnitOfWorkOptions{})
+	outbox := drv.Outbox()
+	uow, err := wharf.NewUnitOfWork(drv, func(tx wharf.Tx) (TxPorts, error) {
+		return TxPorts{DB: tx.DB, Events: tx.Events, Idem: tx.Idempotency}, nil
+	}, wharf.UnitOfWorkOptions{})
+	if err != nil {
+		panic(err)
+	}
 
 	placeOrder := func(key, item string) (string, bool, error) {
 		var id string

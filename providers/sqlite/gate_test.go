@@ -12,30 +12,28 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 
+	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/ports"
-	"github.com/wharf-go/wharf/providers/sqlite"
 )
 
 type gatePorts struct {
-	Outbox *sqlite.Outbox
-	Idem   *sqlite.Idempotency
+	Outbox wharf.Outbox
+	Idem   wharf.Idempotency
+}
+
+// gatePortsOf is the build function of the tests' units of work.
+func gatePortsOf(tx wharf.Tx) (gatePorts, error) {
+	return gatePorts{Outbox: tx.Outbox, Idem: tx.Idempotency}, nil
 }
 
 // openImpatient opens a database whose busy handler gives up after 1 ms:
 // two writers that meet in SQLite fail with SQLITE_BUSY, so only writers
 // that the provider queues in Go all succeed.
-func openImpatient(t *testing.T) (*bun.DB, *sqlite.Outbox, *sqlite.Idempotency) {
+func openImpatient(t *testing.T) (*wharf.Driver, wharf.Outbox, wharf.Idempotency) {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqlite.Open(ctx, "file:"+filepath.Join(t.TempDir(), "gate.db")+"?_pragma=busy_timeout(1)")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = db.Close() })
-	require.NoError(t, sqlite.Migrate(ctx, db, sqlite.MigrateOptions{}))
-	ob, err := sqlite.NewOutbox(db, sqlite.OutboxOptions{})
-	require.NoError(t, err)
-	idem, err := sqlite.NewIdempotency(db, sqlite.IdempotencyOptions{})
-	require.NoError(t, err)
-	return db, ob, idem
+	drv := openDriver(t, "file:"+filepath.Join(t.TempDir(), "gate.db")+"?_pragma=busy_timeout(1)", wharf.Options{})
+	require.NoError(t, drv.Migrate(context.Background()))
+	return drv, drv.Outbox(), drv.Idempotency()
 }
 
 // TestWriteGateQueuesProviderWriters: the outbox and the idempotency store
@@ -45,10 +43,9 @@ func openImpatient(t *testing.T) (*bun.DB, *sqlite.Outbox, *sqlite.Idempotency) 
 func TestWriteGateQueuesProviderWriters(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, ob, idem := openImpatient(t)
-	uow, err := sqlite.NewUnitOfWork(db, func(tx bun.IDB, _ ports.EventRecorder) (gatePorts, error) {
-		return gatePorts{Outbox: ob.WithDB(tx), Idem: idem.WithDB(tx)}, nil
-	}, sqlite.UnitOfWorkOptions{MaxAttempts: 1})
+	drv, ob, idem := openImpatient(t)
+	db := drv.DB()
+	uow, err := wharf.NewUnitOfWork(drv, gatePortsOf, wharf.UnitOfWorkOptions{MaxAttempts: 1})
 	require.NoError(t, err)
 
 	const rounds = 60
@@ -127,10 +124,9 @@ func TestWriteGateQueuesProviderWriters(t *testing.T) {
 func TestWriteGateInsideUnitOfWorkDoesNotDeadlock(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, ob, idem := openImpatient(t)
-	uow, err := sqlite.NewUnitOfWork(db, func(tx bun.IDB, _ ports.EventRecorder) (gatePorts, error) {
-		return gatePorts{Outbox: ob.WithDB(tx), Idem: idem.WithDB(tx)}, nil
-	}, sqlite.UnitOfWorkOptions{MaxAttempts: 1})
+	drv, ob, idem := openImpatient(t)
+	db := drv.DB()
+	uow, err := wharf.NewUnitOfWork(drv, gatePortsOf, wharf.UnitOfWorkOptions{MaxAttempts: 1})
 	require.NoError(t, err)
 	var rootErr, idemErr error
 	err = uow.Transaction(ctx, func(ctx context.Context, tx gatePorts) error {

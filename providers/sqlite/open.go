@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"strings"
 
@@ -12,8 +11,9 @@ import (
 	"github.com/uptrace/bun/dialect/sqlitedialect"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
-	"github.com/wharf-go/wharf/core"
-	"github.com/wharf-go/wharf/providers/internal/dbprovider"
+	"github.com/wharf-go/wharf"
+	"github.com/wharf-go/wharf/internal/check"
+	"github.com/wharf-go/wharf/internal/dialect"
 )
 
 // EnvVar is the environment variable NewProvider reads.
@@ -22,38 +22,32 @@ const EnvVar = "SQLITE_DB_URL"
 // DefaultBusyTimeoutMS is the busy_timeout Open sets unless the URL sets one.
 const DefaultBusyTimeoutMS = 10000
 
-// Options configures NewProvider. The zero value reads SQLITE_DB_URL and
-// installs the database as port "db".
-type Options struct {
-	// URL overrides SQLITE_DB_URL: "file:app.db", "file:/abs/app.db?_pragma=...",
-	// or ":memory:".
-	URL string
-	// PortName is the port the *bun.DB is installed under; default "db".
-	PortName string
-	// Logger; nil discards.
-	Logger *slog.Logger
-}
-
-// Provider opens the database on Start and closes it on Stop.
-type Provider = dbprovider.Provider
-
 // NewProvider returns a core.Provider that opens SQLITE_DB_URL (or
-// Options.URL), pings it and installs the *bun.DB as Options.PortName. A
-// missing or malformed URL fails Start with an error naming the variable.
-func NewProvider(opts Options) *Provider {
-	return dbprovider.New(dbprovider.Config{
-		Dialect: "sqlite", EnvVar: EnvVar, URL: opts.URL, PortName: opts.PortName,
-		Example: "file:app.db", Open: Open, Logger: opts.Logger,
-	})
+// opts.URL) on Start and installs the driver as a port (see
+// wharf.Provider). A missing or malformed URL fails Start with an error
+// naming the variable.
+func NewProvider(opts wharf.ProviderOptions) *wharf.Provider {
+	if opts.EnvVar == "" {
+		opts.EnvVar = EnvVar
+	}
+	opts.Dialect = "sqlite"
+	return wharf.NewProvider(opts)
 }
 
-// Open opens and pings a SQLite database. rawURL is "file:PATH[?query]" or
-// ":memory:". Unless the URL sets them, Open adds
-// _pragma=busy_timeout(10000), _pragma=journal_mode(WAL) (file databases),
-// _pragma=foreign_keys(1) and _txlock=immediate. An in-memory database is
-// limited to one connection (each connection would otherwise see its own
-// empty database).
-func Open(ctx context.Context, rawURL string) (*bun.DB, error) {
+// Open opens the SQLite database of url ("file:PATH[?query]",
+// "sqlite:PATH" or ":memory:"; see DSN) and returns a driver that owns it.
+// A URL of another dialect is an error matching ports.ErrInvalidArgument.
+func Open(ctx context.Context, url string, opts wharf.Options) (*wharf.Driver, error) {
+	if _, _, err := DSN(url); err != nil {
+		return nil, err
+	}
+	return wharf.Open(ctx, url, opts)
+}
+
+// openDB opens and pings the database of rawURL with pool's settings. An
+// in-memory database keeps one connection (each connection would otherwise
+// see its own empty database).
+func openDB(ctx context.Context, rawURL string, pool dialect.Pool) (*bun.DB, error) {
 	dsn, memory, err := DSN(rawURL)
 	if err != nil {
 		return nil, err
@@ -63,8 +57,9 @@ func Open(ctx context.Context, rawURL string) (*bun.DB, error) {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	if memory {
-		sqldb.SetMaxOpenConns(1)
+		pool.MaxOpenConns, pool.MaxIdleConns, pool.ConnMaxLifetime, pool.ConnMaxIdleTime = 1, 1, 0, 0
 	}
+	dialect.ApplyPool(sqldb, pool)
 	if err := sqldb.PingContext(ctx); err != nil {
 		_ = sqldb.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", redactPath(rawURL), TranslateError(err))
@@ -80,23 +75,31 @@ func redactPath(u string) string {
 }
 
 // DSN turns a SQLITE_DB_URL value into a modernc.org/sqlite DSN with the
-// defaults added, and reports whether it names an in-memory database.
+// defaults added, and reports whether it names an in-memory database. The
+// URL is "file:PATH[?query]", "sqlite:PATH[?query]" or ":memory:". Unless
+// the URL sets them, DSN adds _pragma=busy_timeout(10000),
+// _pragma=journal_mode(WAL) (file databases), _pragma=foreign_keys(1) and
+// _txlock=immediate.
 func DSN(rawURL string) (dsn string, memory bool, err error) {
 	switch {
 	case rawURL == "":
-		return "", false, core.Invalidf("sqlite: empty URL; use file:PATH (e.g. file:app.db) or :memory:")
+		return "", false, check.Invalidf("sqlite: empty URL; use file:PATH (e.g. file:app.db) or :memory:")
 	case rawURL == ":memory:":
 		rawURL = "file::memory:"
+	case strings.HasPrefix(rawURL, "sqlite:"):
+		rawURL = "file:" + strings.TrimPrefix(rawURL, "sqlite:")
+	case strings.HasPrefix(rawURL, "sqlite3:"):
+		rawURL = "file:" + strings.TrimPrefix(rawURL, "sqlite3:")
 	case !strings.HasPrefix(rawURL, "file:"):
-		return "", false, core.Invalidf("sqlite: malformed URL %q: it must start with \"file:\" (e.g. file:app.db) or be \":memory:\"", redactPath(rawURL))
+		return "", false, check.Invalidf("sqlite: malformed URL %q: it must start with \"file:\" or \"sqlite:\" (e.g. file:app.db) or be \":memory:\"", redactPath(rawURL))
 	}
 	path, rawQuery, _ := strings.Cut(strings.TrimPrefix(rawURL, "file:"), "?")
 	if path == "" {
-		return "", false, core.Invalidf("sqlite: malformed URL %q: no file path after \"file:\"", rawURL)
+		return "", false, check.Invalidf("sqlite: malformed URL %q: no file path after \"file:\"", rawURL)
 	}
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
-		return "", false, core.Invalidf("sqlite: malformed URL query in %q: %v", redactPath(rawURL), err)
+		return "", false, check.Invalidf("sqlite: malformed URL query in %q: %v", redactPath(rawURL), err)
 	}
 	memory = path == ":memory:" || q.Get("mode") == "memory"
 	has := func(pragma string) bool {

@@ -17,9 +17,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
 
+	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/internal/outboxsql"
 	"github.com/wharf-go/wharf/ports"
-	"github.com/wharf-go/wharf/providers/internal/outboxsql"
 	"github.com/wharf-go/wharf/providers/sqlite"
 )
 
@@ -72,44 +73,121 @@ func TestProviderBoot(t *testing.T) {
 	t.Run("MissingVariableNamesIt", func(t *testing.T) {
 		t.Setenv(sqlite.EnvVar, "")
 		app := core.NewApp(core.AppOptions{})
-		require.NoError(t, app.Register(sqlite.NewProvider(sqlite.Options{})))
+		require.NoError(t, app.Register(sqlite.NewProvider(wharf.ProviderOptions{})))
 		err := app.Start(context.Background())
 		require.ErrorContains(t, err, "SQLITE_DB_URL is not set")
+		require.ErrorIs(t, err, ports.ErrInvalidArgument)
 	})
 	t.Run("MalformedVariableNamesIt", func(t *testing.T) {
+		t.Setenv(sqlite.EnvVar, "app.db")
+		app := core.NewApp(core.AppOptions{})
+		require.NoError(t, app.Register(sqlite.NewProvider(wharf.ProviderOptions{})))
+		err := app.Start(context.Background())
+		require.ErrorContains(t, err, "SQLITE_DB_URL")
+		require.ErrorIs(t, err, ports.ErrInvalidArgument)
+	})
+	t.Run("OtherDialectsURLNamesItAndAsksForAFile", func(t *testing.T) {
 		t.Setenv(sqlite.EnvVar, "mysql://nope")
 		app := core.NewApp(core.AppOptions{})
-		require.NoError(t, app.Register(sqlite.NewProvider(sqlite.Options{})))
+		require.NoError(t, app.Register(sqlite.NewProvider(wharf.ProviderOptions{})))
 		err := app.Start(context.Background())
 		require.ErrorContains(t, err, "SQLITE_DB_URL")
 		require.ErrorContains(t, err, "must start with \"file:\"")
+		require.ErrorIs(t, err, ports.ErrInvalidArgument)
 	})
-	t.Run("InstallsAndClosesTheDB", func(t *testing.T) {
+	t.Run("InstallsAndClosesTheDriver", func(t *testing.T) {
 		t.Setenv(sqlite.EnvVar, "file:"+filepath.Join(t.TempDir(), "boot.db"))
 		app := core.NewApp(core.AppOptions{})
-		require.NoError(t, app.Register(sqlite.NewProvider(sqlite.Options{})))
+		require.NoError(t, app.Register(sqlite.NewProvider(wharf.ProviderOptions{})))
 		require.NoError(t, app.Start(context.Background()))
-		db, err := core.Port[*bun.DB](app, "db")
+		drv, err := core.Port[*wharf.Driver](app, wharf.DefaultPortName)
 		require.NoError(t, err)
+		require.Equal(t, "sqlite", drv.Dialect())
+		db := drv.DB()
 		require.NoError(t, db.PingContext(context.Background()))
 		require.NoError(t, app.Stop(context.Background()))
 		require.Error(t, db.PingContext(context.Background()), "db must be closed after Stop")
-		_, err = core.Port[*bun.DB](app, "db")
+		_, err = core.Port[*wharf.Driver](app, wharf.DefaultPortName)
 		require.ErrorIs(t, err, core.ErrPortNotFound)
 	})
 	t.Run("MemoryDatabaseWorksAcrossStatements", func(t *testing.T) {
 		ctx := context.Background()
-		db, err := sqlite.Open(ctx, ":memory:")
+		drv, err := sqlite.Open(ctx, ":memory:", wharf.Options{})
 		require.NoError(t, err)
-		defer db.Close()
-		require.NoError(t, sqlite.Migrate(ctx, db, sqlite.MigrateOptions{}))
-		ob, err := sqlite.NewOutbox(db, sqlite.OutboxOptions{})
-		require.NoError(t, err)
+		defer drv.Close()
+		require.NoError(t, drv.Migrate(ctx))
+		ob := drv.Outbox()
 		_, err = ob.Enqueue(ctx, ports.OutboxMessage{Topic: "t", Payload: json.RawMessage(`{}`)})
 		require.NoError(t, err)
 		st, err := ob.Stats(ctx)
 		require.NoError(t, err)
 		require.EqualValues(t, 1, st.Ready)
+	})
+}
+
+// TestOpen: Open takes SQLite URLs only, wharf.Open finds SQLite by the
+// scheme, "sqlite:PATH" names the same file as "file:PATH", and the pool
+// gets what Options.Pool asks (one connection for an in-memory database,
+// whose connections would each see a database of their own).
+func TestOpen(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t.Run("OtherDialectsURLsAreInvalid", func(t *testing.T) {
+		t.Parallel()
+		for _, u := range []string{"postgres://u:p@localhost:5432/app", "postgresql://u:p@localhost/app", "mysql://u:p@localhost:3306/app"} {
+			drv, err := sqlite.Open(ctx, u, wharf.Options{})
+			require.ErrorIs(t, err, ports.ErrInvalidArgument, u)
+			require.Nil(t, drv, u)
+		}
+	})
+	t.Run("WharfOpenPicksSQLiteByScheme", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		for _, u := range []string{"file:" + filepath.Join(dir, "a.db"), "sqlite:" + filepath.Join(dir, "b.db"), ":memory:"} {
+			drv, err := wharf.Open(ctx, u, wharf.Options{})
+			require.NoError(t, err, u)
+			require.Equal(t, "sqlite", drv.Dialect(), u)
+			require.Equal(t, "sqlite", drv.DB().Dialect().Name().String(), u)
+			require.NoError(t, drv.Close())
+		}
+	})
+	t.Run("SQLiteSchemeIsAFile", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "same.db")
+		viaSQLite := openDriver(t, "sqlite:"+path, wharf.Options{})
+		require.NoError(t, viaSQLite.Migrate(ctx))
+		_, err := viaSQLite.Outbox().Enqueue(ctx, ports.OutboxMessage{Topic: "t", Payload: json.RawMessage(`{}`)})
+		require.NoError(t, err)
+		viaFile := openDriver(t, "file:"+path, wharf.Options{})
+		require.NoError(t, viaFile.CheckSchema(ctx), "sqlite:PATH created the tables in the file file:PATH opens")
+		st, err := viaFile.Outbox().Stats(ctx)
+		require.NoError(t, err)
+		require.EqualValues(t, 1, st.Ready, "the message enqueued through sqlite:PATH is in file:PATH")
+		var mode string
+		require.NoError(t, viaSQLite.DB().QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode))
+		require.Equal(t, "wal", mode, "sqlite:PATH gets the defaults of file:PATH")
+	})
+	t.Run("AppliesThePool", func(t *testing.T) {
+		t.Parallel()
+		for _, tt := range []struct {
+			name   string
+			memory bool
+			pool   wharf.PoolOptions
+			want   int
+		}{
+			{"DefaultOnAFile", false, wharf.PoolOptions{}, wharf.DefaultMaxOpenConns},
+			{"AskedOnAFile", false, wharf.PoolOptions{MaxOpenConns: 7}, 7},
+			{"UnlimitedOnAFile", false, wharf.PoolOptions{MaxOpenConns: -1}, 0},
+			{"DefaultInMemory", true, wharf.PoolOptions{}, 1},
+			{"AskedInMemoryIsOne", true, wharf.PoolOptions{MaxOpenConns: 7}, 1},
+		} {
+			u := ":memory:"
+			if !tt.memory {
+				u = "file:" + filepath.Join(t.TempDir(), "pool.db")
+			}
+			drv := openDriver(t, u, wharf.Options{Pool: tt.pool})
+			require.Equal(t, tt.want, drv.DB().Stats().MaxOpenConnections, tt.name)
+		}
 	})
 }
 
@@ -119,22 +197,22 @@ func TestProviderBoot(t *testing.T) {
 func TestClaimUsesTheClaimIndex(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := newTestDB(t)
-	require.NoError(t, sqlite.Migrate(ctx, db, sqlite.MigrateOptions{}))
-	ob, err := sqlite.NewOutbox(db, sqlite.OutboxOptions{})
-	require.NoError(t, err)
+	drv := newTestDriver(t, wharf.Options{})
+	db := drv.DB()
+	require.NoError(t, drv.Migrate(ctx))
+	ob := drv.Outbox()
 	msgs := make([]ports.OutboxMessage, 2000)
 	for i := range msgs {
 		msgs[i] = ports.OutboxMessage{Topic: "t", Key: fmt.Sprintf("k%d", i%50), Payload: json.RawMessage(`{}`)}
 	}
-	_, err = ob.Enqueue(ctx, msgs...)
+	_, err := ob.Enqueue(ctx, msgs...)
 	require.NoError(t, err)
 	_, err = db.ExecContext(ctx, "UPDATE outbox_messages SET status = 'dead' WHERE rowid % 10 != 0")
 	require.NoError(t, err)
 	_, err = db.ExecContext(ctx, "ANALYZE")
 	require.NoError(t, err)
 
-	query, args := sqlite.ClaimQuery(ob.Queries(), outboxsql.ClaimParams{
+	query, args := sqlite.ClaimSQL(drv, outboxsql.ClaimParams{
 		Now: core.FormatTime(time.Now()), LockedUntil: core.FormatTime(time.Now().Add(time.Minute)),
 		TokenPrefix: "x:", Limit: 10,
 	})
@@ -162,16 +240,13 @@ func TestUnitOfWorkRetriesRealBusy(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "busy.db")
-	db, err := sqlite.Open(ctx, "file:"+path+"?_pragma=busy_timeout(20)")
-	require.NoError(t, err)
-	defer db.Close()
-	_, err = db.ExecContext(ctx, "CREATE TABLE items (id INTEGER PRIMARY KEY)")
+	drv := openDriver(t, "file:"+path+"?_pragma=busy_timeout(20)", wharf.Options{})
+	db := drv.DB()
+	_, err := db.ExecContext(ctx, "CREATE TABLE items (id INTEGER PRIMARY KEY)")
 	require.NoError(t, err)
 
-	holder, err := sqlite.Open(ctx, "file:"+path)
-	require.NoError(t, err)
-	defer holder.Close()
-	lock, err := holder.BeginTx(ctx, nil) // BEGIN IMMEDIATE: takes the write lock
+	holder := openDriver(t, "file:"+path, wharf.Options{})
+	lock, err := holder.DB().BeginTx(ctx, nil) // BEGIN IMMEDIATE: takes the write lock
 	require.NoError(t, err)
 
 	// The unit of work logs each retry; the first log releases the lock.
@@ -182,15 +257,15 @@ func TestUnitOfWorkRetriesRealBusy(t *testing.T) {
 			once.Do(func() { close(retried) })
 		}
 	}))
-	probe, err := sqlite.NewUnitOfWork(db, func(tx bun.IDB, _ ports.EventRecorder) (bun.IDB, error) { return tx, nil },
-		sqlite.UnitOfWorkOptions{MaxAttempts: 1})
+	probe, err := wharf.NewUnitOfWork(drv, func(tx wharf.Tx) (bun.IDB, error) { return tx.DB, nil },
+		wharf.UnitOfWorkOptions{MaxAttempts: 1})
 	require.NoError(t, err)
 	perr := probe.Transaction(ctx, func(ctx context.Context, tx bun.IDB) error { return nil })
 	require.ErrorIs(t, perr, ports.ErrBusy, "with the lock held, a single attempt must fail with a classified SQLITE_BUSY")
 	require.ErrorIs(t, perr, ports.ErrRetryable)
 
-	uow, err := sqlite.NewUnitOfWork(db, func(tx bun.IDB, _ ports.EventRecorder) (bun.IDB, error) { return tx, nil },
-		sqlite.UnitOfWorkOptions{MaxAttempts: 1000, RetryDelay: time.Millisecond, Logger: logger})
+	uow, err := wharf.NewUnitOfWork(drv, func(tx wharf.Tx) (bun.IDB, error) { return tx.DB, nil },
+		wharf.UnitOfWorkOptions{MaxAttempts: 1000, RetryDelay: time.Millisecond, Logger: logger})
 	require.NoError(t, err)
 	go func() {
 		<-retried

@@ -1,16 +1,19 @@
 // Package app holds the todo use cases. It depends on the domain and on
-// wharf's ports and core only: the unit of work, the event recorder and the
-// idempotency store arrive through TxPorts, built by the infrastructure for
-// every transaction. It never sees bun, SQL or HTTP.
+// wharf's ports, core and core/relay only: the unit of work, the event
+// recorder and the idempotency store arrive through TxPorts, built by the
+// composition root's unit of work for every transaction. It never sees bun,
+// SQL or HTTP.
 package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/core/relay"
 	"github.com/wharf-go/wharf/examples/todo/internal/domain"
 	"github.com/wharf-go/wharf/ports"
 )
@@ -31,6 +34,17 @@ var (
 	// TodoDeleted is recorded by Delete, with the deleted todo's ID and title.
 	TodoDeleted = core.DefineEvent[TodoEvent]("todo.deleted")
 )
+
+// OrderingKey gives all events of one todo the same outbox ordering key, so
+// that the relay delivers them in order (the driver's EventKey option).
+// Other events get none.
+func OrderingKey(ev ports.Event) string {
+	var p TodoEvent
+	if err := json.Unmarshal(ev.Payload, &p); err != nil || p.ID == "" {
+		return ""
+	}
+	return "todo:" + p.ID
+}
 
 // ActivityEntry is one line of the activity feed: a todo event, as the
 // projection recorded it.
@@ -64,8 +78,8 @@ type TxPorts struct {
 	Todos domain.TodoRepository
 	// Activity writes the activity feed in the transaction.
 	Activity ActivityRepository
-	// Events records events into the outbox in the transaction
-	// (core.NewOutboxEventRecorder on the transaction-bound outbox).
+	// Events records events into the outbox in the transaction (wharf's
+	// Tx.Events, keyed by OrderingKey).
 	Events ports.EventRecorder
 	// Idempotency is the idempotency store bound to the transaction, so an
 	// idempotency key completes atomically with the business write.
@@ -102,7 +116,7 @@ type Service struct {
 // error matching ports.ErrInvalidArgument.
 func NewService(opts Options) (*Service, error) {
 	if opts.UnitOfWork == nil || opts.Todos == nil || opts.Activity == nil {
-		return nil, core.Invalidf("app: UnitOfWork, Todos and Activity are required")
+		return nil, fmt.Errorf("app: UnitOfWork, Todos and Activity are required: %w", ports.ErrInvalidArgument)
 	}
 	s := &Service{uow: opts.UnitOfWork, todos: opts.Todos, activity: opts.Activity, now: opts.Now, newID: opts.NewID, logger: opts.Logger}
 	if s.newID == nil {
@@ -223,10 +237,10 @@ func (s *Service) Activity(ctx context.Context, req domain.PageRequest) (domain.
 // event becomes one activity entry. Delivery is at least once; the entry's
 // ID is the event's ID and Record ignores a second insert, so a redelivered
 // event is recorded exactly once. (Without such a natural key, wrap the
-// handler with core.EffectivelyOnceTx.)
-func (s *Service) RegisterHandlers(hs *core.Handlers) error {
+// handler with relay.EffectivelyOnceTx.)
+func (s *Service) RegisterHandlers(hs *relay.Handlers) error {
 	for _, ev := range []core.EventType[TodoEvent]{TodoCreated, TodoCompleted, TodoDeleted} {
-		if err := core.HandleEvent(hs, ev, s.project); err != nil {
+		if err := relay.HandleEvent(hs, ev, s.project, relay.TopicOptions{}); err != nil {
 			return err
 		}
 	}
@@ -265,7 +279,7 @@ func record[P any](ctx context.Context, rec ports.EventRecorder, et core.EventTy
 // exists.
 func page[T any](ctx context.Context, req domain.PageRequest, list func(context.Context, domain.PageRequest) ([]T, error), pos func(T) domain.Position) (domain.Page[T], error) {
 	if req.Limit <= 0 {
-		return domain.Page[T]{}, core.Invalidf("app: page limit %d must be positive", req.Limit)
+		return domain.Page[T]{}, fmt.Errorf("app: page limit %d must be positive: %w", req.Limit, ports.ErrInvalidArgument)
 	}
 	want := req.Limit
 	req.Limit++

@@ -60,7 +60,7 @@ type Options struct {
 // {"error": {"code": "...", "message": "..."}} with a 4xx or 5xx status.
 func New(opts Options) (http.Handler, error) {
 	if opts.Service == nil {
-		return nil, core.Invalidf("httpapi: Options.Service is nil")
+		return nil, fmt.Errorf("httpapi: Options.Service is nil: %w", ports.ErrInvalidArgument)
 	}
 	logger := opts.Logger
 	if logger == nil {

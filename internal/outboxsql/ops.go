@@ -1,0 +1,129 @@
+package outboxsql
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/internal/check"
+	"github.com/wharf-go/wharf/ports"
+)
+
+// settlement checks claims and returns their Settlement. The same claim
+// given twice is applied once: counted twice, a fully applied batch would
+// look short (a lost claim).
+func settlement(op string, claims []ports.Claim) (Settlement, error) {
+	s := Settlement{IDs: make([]string, 0, len(claims)), Tokens: make([]string, 0, len(claims))}
+	seen := make(map[ports.Claim]struct{}, len(claims))
+	for i, c := range claims {
+		if c.ID == "" || c.Token == "" {
+			return s, fmt.Errorf("outbox %s: %w", op, check.Invalidf("claim %d has an empty ID or Token; pass ClaimedMessage.Claim()", i))
+		}
+		if _, dup := seen[c]; dup {
+			continue
+		}
+		seen[c] = struct{}{}
+		s.IDs, s.Tokens = append(s.IDs, c.ID), append(s.Tokens, c.Token)
+	}
+	return s, nil
+}
+
+// Complete implements ports.Outbox: delivered messages leave the table.
+func (o *Outbox) Complete(ctx context.Context, claims ...ports.Claim) error {
+	return o.settle(ctx, "complete", claims, false)
+}
+
+// Release implements ports.Outbox.
+func (o *Outbox) Release(ctx context.Context, claims ...ports.Claim) error {
+	return o.settle(ctx, "release", claims, true)
+}
+
+func (o *Outbox) settle(ctx context.Context, op string, claims []ports.Claim, release bool) error {
+	if len(claims) == 0 {
+		return nil
+	}
+	s, err := settlement(op, claims)
+	if err != nil {
+		return err
+	}
+	s.Release = release
+	if release {
+		s.Now = core.FormatTime(o.now())
+	}
+	ctx, leave, err := o.gate.EnterFor(ctx, "outbox", op)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	var lost []string
+	err = o.againOnDeadlock(ctx, op, func() (err error) {
+		lost, err = o.dialect.Settle(ctx, o.db, o.q, s)
+		return err
+	})
+	if err != nil {
+		return o.wrap(op, err)
+	}
+	if len(lost) > 0 {
+		return &ports.ClaimLostError{Op: op, IDs: lost}
+	}
+	return nil
+}
+
+func (o *Outbox) single(ctx context.Context, op string, claim ports.Claim, query string, args ...any) error {
+	if claim.ID == "" || claim.Token == "" {
+		return fmt.Errorf("outbox %s: %w", op, check.Invalidf("claim has an empty ID or Token; pass ClaimedMessage.Claim()"))
+	}
+	ctx, leave, err := o.gate.EnterFor(ctx, "outbox", op)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	res, err := o.db.ExecContext(ctx, query, append(args, claim.ID, claim.Token)...)
+	if err != nil {
+		return o.wrap(op, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return o.wrap(op, err)
+	}
+	if n == 0 {
+		return &ports.ClaimLostError{Op: op, IDs: []string{claim.ID}}
+	}
+	return nil
+}
+
+// Retry implements ports.Outbox.
+func (o *Outbox) Retry(ctx context.Context, claim ports.Claim, opts ports.RetryOptions) error {
+	now := o.now()
+	at := opts.At
+	if at.IsZero() {
+		at = now
+	}
+	return o.single(ctx, "retry", claim, o.q.retry, core.FormatTime(at), nullable(opts.LastError), core.FormatTime(now))
+}
+
+// DeadLetter implements ports.Outbox.
+func (o *Outbox) DeadLetter(ctx context.Context, claim ports.Claim, lastError string) error {
+	return o.single(ctx, "dead-letter", claim, o.q.deadLetter, nullable(lastError), core.FormatTime(o.now()))
+}
+
+// Extend implements ports.Outbox.
+func (o *Outbox) Extend(ctx context.Context, claim ports.Claim, lease time.Duration) (time.Time, error) {
+	if lease <= 0 {
+		return time.Time{}, fmt.Errorf("outbox extend: %w", check.Invalidf("lease %v must be positive", lease))
+	}
+	now := o.now()
+	until := now.Add(lease)
+	if err := o.single(ctx, "extend", claim, o.q.extend, core.FormatTime(until), core.FormatTime(now)); err != nil {
+		return time.Time{}, err
+	}
+	return until, nil
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

@@ -1,0 +1,60 @@
+package outboxsql
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/uptrace/bun"
+)
+
+// SettleReturning is the settlement of a database with DELETE and UPDATE
+// ... RETURNING (SQLite): one statement, which returns the rows it
+// changed.
+func SettleReturning(ctx context.Context, db bun.IDB, q *Queries, s Settlement) ([]string, error) {
+	query, args := q.SettleSQL(s, "", true)
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	done, err := ScanIDSet(rows)
+	if err != nil {
+		return nil, err
+	}
+	return s.Lost(done), nil
+}
+
+// ScanIDSet reads a column of IDs into a set and closes rows.
+func ScanIDSet(rows *sql.Rows) (map[string]struct{}, error) {
+	defer rows.Close()
+	out := make(map[string]struct{})
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out[id] = struct{}{}
+	}
+	return out, rows.Err()
+}
+
+// ScanIDList reads a column of IDs in order and closes rows.
+func ScanIDList(rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// InsertValues is the insert of a dialect without a faster form: one
+// multi-row VALUES list.
+func InsertValues(ctx context.Context, db bun.IDB, q *Queries, rows [][]any) error {
+	query, args := q.InsertValues(rows)
+	_, err := db.ExecContext(ctx, query, args...)
+	return err
+}
