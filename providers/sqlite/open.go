@@ -91,7 +91,15 @@ func DSN(rawURL string) (dsn string, memory bool, err error) {
 	case strings.HasPrefix(rawURL, "sqlite3:"):
 		rawURL = "file:" + strings.TrimPrefix(rawURL, "sqlite3:")
 	case !strings.HasPrefix(rawURL, "file:"):
-		return "", false, check.Invalidf("sqlite: malformed URL %q: it must start with \"file:\" or \"sqlite:\" (e.g. file:app.db) or be \":memory:\"", redactPath(rawURL))
+		// A URL meant for another database may carry a password: only its
+		// scheme is shown.
+		shown := fmt.Sprintf("%q", redactPath(rawURL))
+		if scheme, _, ok := strings.Cut(rawURL, "://"); ok {
+			shown = fmt.Sprintf("starting with %q", scheme+"://")
+		} else if strings.Contains(rawURL, "@") {
+			shown = "(not shown: it may contain a password)"
+		}
+		return "", false, check.Invalidf("sqlite: malformed URL %s: it must start with \"file:\" or \"sqlite:\" (e.g. file:app.db) or be \":memory:\"", shown)
 	}
 	path, rawQuery, _ := strings.Cut(strings.TrimPrefix(rawURL, "file:"), "?")
 	if path == "" {
