@@ -48,7 +48,7 @@ func claimQuery(q *outboxsql.Queries, p outboxsql.ClaimParams, returning string)
 // makes a bitmap scan plus a sort of the whole backlog look cheaper than
 // the ordered index scan that stops after n rows; the hint keeps the
 // ordered scan. FOR UPDATE OF c keeps the lock on the outbox rows only.
-// (Measurements: BENCHMARKS.md, "claim plan without statistics".)
+// (Measurements: BENCHMARKS.md, tuning step 11.)
 const claimRowsHint = " CROSS JOIN generate_series(1, (SELECT 1)) AS rows_hint"
 
 // Settle passes the ID and token lists as one text[] value each and
