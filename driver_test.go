@@ -175,3 +175,20 @@ func TestProviderInstallsTheDriverAndNamesTheURLsSource(t *testing.T) {
 		})
 	}
 }
+
+// TestProvidersOfSeveralDatabasesShareAnApp: each provider is named by its
+// port, so an App can hold two.
+func TestProvidersOfSeveralDatabasesShareAnApp(t *testing.T) {
+	app := core.NewApp(core.AppOptions{})
+	a := wharf.NewProvider(wharf.ProviderOptions{URL: fileURL(t), PortName: "orders"})
+	b := wharf.NewProvider(wharf.ProviderOptions{URL: fileURL(t), PortName: "billing"})
+	require.NotEqual(t, a.Name(), b.Name())
+	require.NoError(t, app.Register(a, b))
+	require.NoError(t, app.Start(t.Context()))
+	t.Cleanup(func() { _ = app.Stop(context.Background()) })
+	orders, err := core.Port[*wharf.Driver](app, "orders")
+	require.NoError(t, err)
+	billing, err := core.Port[*wharf.Driver](app, "billing")
+	require.NoError(t, err)
+	require.NotSame(t, orders, billing)
+}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/wharf-go/wharf/internal/check"
 	"github.com/wharf-go/wharf/internal/dialect"
+	"github.com/wharf-go/wharf/internal/outboxsql"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -66,21 +67,27 @@ type IdempotencyOptions struct {
 // Pool defaults: the values that zero PoolOptions fields stand for, on
 // every dialect.
 const (
-	DefaultMaxOpenConns    = 20
+	// DefaultMaxOpenConns bounds the open connections of a pool.
+	DefaultMaxOpenConns = 20
+	// DefaultConnMaxLifetime recycles connections, so that they follow
+	// server fail-overs and DNS changes.
 	DefaultConnMaxLifetime = 30 * time.Minute
 	// DefaultConnMaxIdleTime is below the 5 minutes after which some
 	// proxies and firewalls drop idle connections.
 	DefaultConnMaxIdleTime = 3 * time.Minute
 )
 
-// PoolOptions configure the pool Open opens. On every dialect zero means
-// the default and a negative value means no limit (or never).
+// PoolOptions configure the pool Open opens, with one meaning on every
+// dialect: zero is the default, and a negative value lifts the bound (no
+// limit, never closed) — except MaxIdleConns, whose negative value keeps
+// no idle connection.
 type PoolOptions struct {
 	// MaxOpenConns bounds the open connections. Default
 	// DefaultMaxOpenConns. An in-memory SQLite database always has one.
 	MaxOpenConns int
 	// MaxIdleConns bounds the idle connections kept. Default MaxOpenConns
-	// (no churn under steady load); negative keeps none.
+	// when that is bounded, DefaultMaxOpenConns when it is not; negative
+	// keeps none.
 	MaxIdleConns int
 	// ConnMaxLifetime closes connections older than this. Default
 	// DefaultConnMaxLifetime.
@@ -167,3 +174,16 @@ func (o *Options) listen() dialect.Listen {
 	}
 	return l
 }
+
+// How claims find their messages (the claim cursor, docs/architecture.md):
+// a claim scans the outbox from where the last one ended, less ClaimWindow,
+// so that it does not walk the index entries of messages delivered before
+// (which a long transaction elsewhere in the database keeps alive). A
+// message that becomes claimable further back without this process knowing
+// (a lease that expired, a release or a late commit by another process) is
+// found by a scan from the start, made at least every ClaimRescanInterval
+// of the driver's clock: that is its extra delivery latency at most.
+const (
+	ClaimWindow         = outboxsql.CursorWindow
+	ClaimRescanInterval = outboxsql.FullScanInterval
+)

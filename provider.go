@@ -55,8 +55,9 @@ func NewProvider(opts ProviderOptions) *Provider {
 	return &Provider{opts: opts, log: logging.OrDefault(opts.Options.Logger)}
 }
 
-// Name implements core.Provider.
-func (p *Provider) Name() string { return "wharf-driver" }
+// Name implements core.Provider: "wharf:" and the port name, so that an
+// App can hold providers of several databases.
+func (p *Provider) Name() string { return "wharf:" + p.opts.PortName }
 
 // Driver returns the driver (nil before Start and after Stop).
 func (p *Provider) Driver() *Driver { return p.drv }
@@ -70,7 +71,7 @@ func (p *Provider) Start(ctx context.Context, app *core.App) error {
 		}
 		url, source = os.Getenv(p.opts.EnvVar), p.opts.EnvVar
 		if url == "" {
-			return check.Invalidf("%s is not set: set it to the database URL, e.g. %s", p.opts.EnvVar, exampleFor(p.opts.EnvVar))
+			return check.Invalidf("%s is not set: set it to the database URL, e.g. %s", p.opts.EnvVar, dialect.Example(p.opts.Dialect))
 		}
 	}
 	e, err := p.entry(url)
@@ -110,16 +111,4 @@ func (p *Provider) Stop(ctx context.Context, app *core.App) error {
 		return fmt.Errorf("close database: %w", err)
 	}
 	return nil
-}
-
-func exampleFor(envVar string) string {
-	switch envVar {
-	case "SQLITE_DB_URL":
-		return "file:app.db"
-	case "POSTGRES_DB_URL":
-		return "postgres://user:password@localhost:5432/app?sslmode=disable"
-	case "MYSQL_DB_URL":
-		return "mysql://user:password@localhost:3306/app"
-	}
-	return "file:app.db, postgres://user:password@localhost:5432/app or mysql://user:password@localhost:3306/app"
 }

@@ -16,9 +16,9 @@ import (
 	"github.com/wharf-go/wharf/ports"
 )
 
-// DefaultMaxAttempts is how many times a unit of work runs a transaction
+// DefaultTxAttempts is how many times a unit of work runs a transaction
 // that keeps hitting retryable conflicts.
-const DefaultMaxAttempts = 3
+const DefaultTxAttempts = 3
 
 // maxRetryDelay caps the pause between attempts.
 const maxRetryDelay = time.Second
@@ -33,7 +33,7 @@ type UnitOfWorkOptions struct {
 	// means the database's defaults.
 	TxOptions *sql.TxOptions
 	// MaxAttempts bounds the runs of a transaction that hits retryable
-	// conflicts (ports.ErrRetryable). Default DefaultMaxAttempts; 1
+	// conflicts (ports.ErrRetryable). Default DefaultTxAttempts; 1
 	// disables retries; negative is an error.
 	MaxAttempts int
 	// RetryDelay is the base pause between attempts (doubled per attempt,
@@ -68,7 +68,7 @@ func NewUnitOfWork[T any](drv *Driver, build func(tx Tx) (T, error), opts UnitOf
 		return nil, check.Invalidf("wharf: unit of work: RetryDelay %v is negative; use 0 for the default", opts.RetryDelay)
 	}
 	if opts.MaxAttempts == 0 {
-		opts.MaxAttempts = DefaultMaxAttempts
+		opts.MaxAttempts = DefaultTxAttempts
 	}
 	if opts.RetryDelay == 0 {
 		opts.RetryDelay = 5 * time.Millisecond
@@ -101,7 +101,14 @@ func (s *txState[T]) record(_ context.Context, events ...ports.Event) error {
 	return nil
 }
 
-// Transaction implements ports.UnitOfWork.
+// Transaction implements ports.UnitOfWork: fn runs in one transaction with
+// the T that build made from its Tx; the transaction commits when fn
+// returns nil and rolls back on an error or a panic. Messages enqueued
+// through Tx.Outbox and events recorded through Tx.Events commit with it
+// (and wake this process's relays after the commit); events recorded
+// through Tx.AfterCommit are published to the EventBus after the commit. A
+// Transaction with a ctx of this unit of work's fn joins that transaction.
+// Retryable conflicts run fn again in a new transaction, up to MaxAttempts.
 func (u *UnitOfWork[T]) Transaction(ctx context.Context, fn func(ctx context.Context, tx T) error) error {
 	if st, ok := ctx.Value(u.key).(*txState[T]); ok {
 		return fn(ctx, st.ports) // join the outer transaction

@@ -22,6 +22,10 @@ import (
 // Capabilities declares what a database can do beyond what every dialect
 // does, so that the tests that need it run only where it exists.
 type Capabilities struct {
+	// ConcurrentWriters is true when write transactions run side by side
+	// (PostgreSQL, MySQL), so that one can commit late while others claim;
+	// false when they run one at a time (SQLite).
+	ConcurrentWriters bool
 	// RemoteNotifications is true when a driver is woken by messages that
 	// another driver, on another pool (another process), commits: the
 	// database carries notifications between connections (PostgreSQL

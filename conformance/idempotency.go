@@ -69,11 +69,11 @@ func testIdemFirstReserve(t *testing.T, h Harness) {
 	store := f.idempotency(f.db)
 	now := f.clock.Now()
 	req := reserveReq("conf.orders", "key-1", "fp-1")
-	req.Scope = map[string]string{"tenant": "t1"}
+	req.Scope = map[string]string{"user": "u7", "tenant": "t1"}
 	r := f.requireStatus(store, req, ports.Reserved)
 	require.Equal(t, "conf.orders", r.Namespace)
 	require.Equal(t, "key-1", r.Key)
-	require.JSONEq(t, `{"tenant":"t1"}`, r.ScopeKey, "ScopeKey is the canonical scope: a JSON object")
+	require.Equal(t, `{"tenant":"t1","user":"u7"}`, r.ScopeKey, "ScopeKey is the canonical scope: a JSON object with sorted keys")
 	require.NotEmpty(t, r.Token)
 	require.False(t, r.TakenOver)
 	require.Empty(t, r.Result)

@@ -39,7 +39,7 @@ func outboxPortTests() []testCase {
 		{"InvalidIdempotencyTableNameCreatesNothing", testInvalidIdemTableCreatesNothing},
 		{"StoresFixedWidthSortableTimestamps", testOutboxTimestamps},
 		{"StoresDocumentedColumns", testOutboxColumns},
-	}, outboxClaimTests()...)
+	}, append(outboxClaimTests(), outboxCursorTests()...)...)
 }
 
 var uuidV7 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)

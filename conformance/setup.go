@@ -94,6 +94,8 @@ type config struct {
 	now                func() time.Time
 	defaultMaxAttempts int
 	ttl, lease         time.Duration
+	// eventKey is Options.EventKey.
+	eventKey func(ports.Event) string
 }
 
 // options turns c into driver options.
@@ -105,6 +107,7 @@ func (f *fixture) options(c config) wharf.Options {
 		Outbox:      wharf.OutboxOptions{TableName: c.outboxTable, DefaultMaxAttempts: c.defaultMaxAttempts},
 		Idempotency: wharf.IdempotencyOptions{TableName: c.idemTable, TTL: c.ttl, Lease: c.lease},
 		Now:         c.now,
+		EventKey:    c.eventKey,
 	}
 }
 

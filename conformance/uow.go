@@ -463,7 +463,9 @@ func testUoWNestedCommit(t *testing.T, h Harness) {
 func testUoWOutboxEvents(t *testing.T, h Harness) {
 	f := setup(t, h)
 	f.createItems()
-	drv := f.driver(config{})
+	drv := f.driver(config{eventKey: func(ev ports.Event) string {
+		return ev.Headers["tenant"] // "" for events without one: no key
+	}})
 	uow := f.txUnitOfWork(drv, wharf.UnitOfWorkOptions{})
 	f.clock.Advance(time.Hour) // the recording time differs from clockStart
 
@@ -494,6 +496,8 @@ func testUoWOutboxEvents(t *testing.T, h Harness) {
 	require.Equal(t, []string{"conf.outbox.first", "conf.outbox.second"}, []string{msgs[0].Topic, msgs[1].Topic},
 		"in recording order, the event name as topic")
 	require.Equal(t, "conf-outbox-event", msgs[1].ID, "the event ID is the message ID")
+	require.Equal(t, []string{"", "t1"}, []string{msgs[0].Key, msgs[1].Key},
+		"Options.EventKey gives each event's ordering key")
 	require.Regexp(t, uuidV7, msgs[0].ID, "an event without ID gets a UUIDv7")
 	for _, m := range msgs {
 		require.Equal(t, ports.KindEvent, m.Kind)

@@ -90,7 +90,7 @@ type Reservation struct {
 
 // Idempotency stores idempotency records so a retried request runs its
 // operation at most once and replays its result. Bind it to a transaction
-// (WithDB on the providers) to commit the record with the business write.
+// (the providers' transaction-scoped ports, e.g. wharf.Tx) to commit the record with the business write.
 type Idempotency interface {
 	// Reserve reserves the key for this request. An expired record is removed
 	// first; an in-progress record whose lease expired is taken over when the

@@ -12,10 +12,12 @@ type UnitOfWork[T any] interface {
 	// (returned unchanged, or wrapped with the provider's classification) or
 	// panics (the panic is re-raised after the rollback).
 	//
-	// Events recorded through the EventRecorder given to T's builder are
-	// published to the configured EventBus only after a successful commit,
-	// never after a rollback. If publishing fails after the commit, the
-	// returned error matches ErrPublishAfterCommit: the data was committed.
+	// Events recorded for publication after the commit (the provider's
+	// after-commit recorder, handed to T's builder) are published to the
+	// configured EventBus only after a successful commit, never after a
+	// rollback. If publishing fails after the commit, the returned error
+	// matches ErrPublishAfterCommit: the data was committed. (Events that
+	// must not be lost go through the outbox instead, in the transaction.)
 	//
 	// If ctx already carries a transaction of this unit of work (fn's own ctx
 	// does), Transaction joins it: no second BEGIN, fn receives the same T, and

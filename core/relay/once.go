@@ -101,7 +101,7 @@ func EffectivelyOnce(store ports.Idempotency, namespace string, h Handler, opts 
 // EffectivelyOnceTx is EffectivelyOnce with the idempotency record in the
 // handler's own transaction: each delivery runs one uow.Transaction in which
 // the key is reserved in store(tx) (bind the store to the transaction, e.g.
-// with WithDB), h runs with the same tx, and the key is completed; all of it
+// wharf.Tx.Idempotency), h runs with the same tx, and the key is completed; all of it
 // commits or rolls back together. A redelivery after the commit skips h;
 // a crash before the commit leaves nothing behind, so the redelivery runs h
 // afresh. h's database writes through tx therefore happen exactly once;

@@ -71,8 +71,6 @@ type Entry struct {
 	Bun dialect.Name
 	// Schemes are the URL schemes Open accepts for it ("postgres", ...).
 	Schemes []string
-	// EnvVar is the provider's URL variable, e.g. "SQLITE_DB_URL".
-	EnvVar string
 	// Example is a sample URL for error messages.
 	Example string
 	// Check validates url as this dialect's URL; its errors say what the
@@ -176,6 +174,15 @@ func missing(scheme string) string {
 		return fmt.Sprintf("import the provider package github.com/wharf-go/wharf/providers/%s (a blank import is enough)", p)
 	}
 	return "use " + examples()
+}
+
+// Example returns the sample URL of the provider called name, or of every
+// provider when name is "" or unknown.
+func Example(name string) string {
+	if e, err := ByName(name); err == nil {
+		return e.Example
+	}
+	return examples()
 }
 
 func examples() string {

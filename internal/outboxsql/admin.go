@@ -10,6 +10,7 @@ import (
 
 	"github.com/wharf-go/wharf/core"
 	"github.com/wharf-go/wharf/internal/check"
+	"github.com/wharf-go/wharf/internal/sqlbase"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -90,7 +91,11 @@ func (o *Outbox) Requeue(ctx context.Context, ids ...string) (int64, error) {
 		q += " AND id IN (?)"
 		args = append(args, bun.In(ids))
 	}
-	return o.exec(ctx, "requeue", q, args...)
+	n, err := o.exec(ctx, "requeue", q, args...)
+	if n > 0 && !sqlbase.InTx(o.db) {
+		o.Committed() // wake this process's relays
+	}
+	return n, err
 }
 
 // Purge implements ports.OutboxAdmin.

@@ -31,15 +31,17 @@ func settlement(op string, claims []ports.Claim) (Settlement, error) {
 
 // Complete implements ports.Outbox: delivered messages leave the table.
 func (o *Outbox) Complete(ctx context.Context, claims ...ports.Claim) error {
-	return o.settle(ctx, "complete", claims, false)
+	return o.settle(ctx, "complete", claims, false, freesKey)
 }
 
 // Release implements ports.Outbox.
 func (o *Outbox) Release(ctx context.Context, claims ...ports.Claim) error {
-	return o.settle(ctx, "release", claims, true)
+	return o.settle(ctx, "release", claims, true, freesAll)
 }
 
-func (o *Outbox) settle(ctx context.Context, op string, claims []ports.Claim, release bool) error {
+// settle runs a Complete or Release; frees tells the claim cursor which
+// settled messages may have made a message claimable behind it.
+func (o *Outbox) settle(ctx context.Context, op string, claims []ports.Claim, release bool, frees func(heldMessage) bool) error {
 	if len(claims) == 0 {
 		return nil
 	}
@@ -64,13 +66,15 @@ func (o *Outbox) settle(ctx context.Context, op string, claims []ports.Claim, re
 	if err != nil {
 		return o.wrap(op, err)
 	}
+	o.cur.settled(s.IDs, frees)
 	if len(lost) > 0 {
 		return &ports.ClaimLostError{Op: op, IDs: lost}
 	}
 	return nil
 }
 
-func (o *Outbox) single(ctx context.Context, op string, claim ports.Claim, query string, args ...any) error {
+// single runs a statement on one claim; frees is as settle's.
+func (o *Outbox) single(ctx context.Context, op string, claim ports.Claim, frees func(heldMessage) bool, query string, args ...any) error {
 	if claim.ID == "" || claim.Token == "" {
 		return fmt.Errorf("outbox %s: %w", op, check.Invalidf("claim has an empty ID or Token; pass ClaimedMessage.Claim()"))
 	}
@@ -90,6 +94,9 @@ func (o *Outbox) single(ctx context.Context, op string, claim ports.Claim, query
 	if n == 0 {
 		return &ports.ClaimLostError{Op: op, IDs: []string{claim.ID}}
 	}
+	if frees != nil {
+		o.cur.settled([]string{claim.ID}, frees)
+	}
 	return nil
 }
 
@@ -100,12 +107,12 @@ func (o *Outbox) Retry(ctx context.Context, claim ports.Claim, opts ports.RetryO
 	if at.IsZero() {
 		at = now
 	}
-	return o.single(ctx, "retry", claim, o.q.retry, core.FormatTime(at), nullable(opts.LastError), core.FormatTime(now))
+	return o.single(ctx, "retry", claim, freesRetry, o.q.retry, core.FormatTime(at), nullable(opts.LastError), core.FormatTime(now))
 }
 
 // DeadLetter implements ports.Outbox.
 func (o *Outbox) DeadLetter(ctx context.Context, claim ports.Claim, lastError string) error {
-	return o.single(ctx, "dead-letter", claim, o.q.deadLetter, nullable(lastError), core.FormatTime(o.now()))
+	return o.single(ctx, "dead-letter", claim, freesKey, o.q.deadLetter, nullable(lastError), core.FormatTime(o.now()))
 }
 
 // Extend implements ports.Outbox.
@@ -115,7 +122,7 @@ func (o *Outbox) Extend(ctx context.Context, claim ports.Claim, lease time.Durat
 	}
 	now := o.now()
 	until := now.Add(lease)
-	if err := o.single(ctx, "extend", claim, o.q.extend, core.FormatTime(until), core.FormatTime(now)); err != nil {
+	if err := o.single(ctx, "extend", claim, nil, o.q.extend, core.FormatTime(until), core.FormatTime(now)); err != nil {
 		return time.Time{}, err
 	}
 	return until, nil

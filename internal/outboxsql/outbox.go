@@ -81,6 +81,7 @@ type Outbox struct {
 	dialect Dialect
 	q       *Queries
 	local   *wakeups // shared with every copy made by WithDB
+	cur     *cursors // shared with every copy made by WithDB
 	// enqueued is set by an Enqueue in a transaction (a copy of WithDB's),
 	// so that the unit of work wakes the relays after its commit.
 	enqueued *atomic.Bool
@@ -102,7 +103,7 @@ func New(db bun.IDB, cfg Config, d Dialect) (*Outbox, error) {
 	if cfg.DefaultMaxAttempts == 0 {
 		cfg.DefaultMaxAttempts = DefaultMaxAttempts
 	}
-	return &Outbox{db: db, gate: d.Gate(db), cfg: cfg, dialect: d, q: q, local: newWakeups()}, nil
+	return &Outbox{db: db, gate: d.Gate(db), cfg: cfg, dialect: d, q: q, local: newWakeups(), cur: newCursors()}, nil
 }
 
 // WithDB returns a copy bound to db (typically a transaction). Cheap: the
@@ -138,7 +139,8 @@ func (o *Outbox) Enqueue(ctx context.Context, msgs ...ports.OutboxMessage) ([]st
 	if len(msgs) == 0 {
 		return nil, nil
 	}
-	nowS := core.FormatTime(o.now())
+	now := o.now()
+	nowS := core.FormatTime(now)
 	ids := make([]string, len(msgs))
 	rows := make([][]any, len(msgs))
 	topics := make([]string, 0, 1)
@@ -151,6 +153,9 @@ func (o *Outbox) Enqueue(ctx context.Context, msgs ...ports.OutboxMessage) ([]st
 		rows[i] = row
 		if !slices.Contains(topics, m.Topic) {
 			topics = append(topics, m.Topic)
+		}
+		if !m.AvailableAt.IsZero() && m.AvailableAt.Before(now) {
+			o.cur.rewind(m.AvailableAt) // claimable behind the cursor
 		}
 	}
 	ctx, leave, err := o.gate.EnterFor(ctx, "outbox", "enqueue")
@@ -307,12 +312,15 @@ func (o *Outbox) Claim(ctx context.Context, opts ports.ClaimOptions) ([]ports.Cl
 	}
 	defer leave()
 	now := o.now()
+	topics := topicsKey(opts.Topics)
+	from, full := o.cur.from(topics, now)
 	p := ClaimParams{
 		Now:         core.FormatTime(now),
 		LockedUntil: core.FormatTime(now.Add(opts.Lease)),
 		TokenPrefix: sqlbase.NewToken() + ":",
 		Limit:       opts.Limit,
 		Topics:      opts.Topics,
+		From:        from,
 	}
 	msgs := make([]ports.ClaimedMessage, 0, opts.Limit)
 	var deadIDs []string
@@ -351,6 +359,7 @@ func (o *Outbox) Claim(ctx context.Context, opts ports.ClaimOptions) ([]ports.Cl
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
+	o.cur.claimed(topics, now, full, opts.Limit, msgs)
 	if len(deadIDs) > 0 {
 		o.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "outbox messages dead-lettered: lease expired on final attempt",
 			slog.Int("count", len(deadIDs)), slog.String("first_id", deadIDs[0]))

@@ -95,6 +95,9 @@ type ClaimParams struct {
 	TokenPrefix string // the claim's random prefix; a message's token is prefix + id
 	Limit       int
 	Topics      []string
+	// From is the claim cursor (see cursors): the scan may skip messages
+	// whose available_at is before it. "" scans from the start.
+	From string
 }
 
 // Settlement is one Complete or Release: the claims it applies to (a
@@ -160,17 +163,18 @@ func (s Settlement) Lost(applied map[string]struct{}) []string {
 }
 
 // Eligible returns the shared eligibility subquery: the IDs of up to Limit
-// claimable messages in claim order. hint follows the table reference (e.g.
-// SQLite's INDEXED BY); suffix follows LIMIT (e.g. FOR UPDATE SKIP LOCKED).
+// claimable messages in claim order, from p.From on (the claim cursor; ""
+// scans from the start). hint follows the table reference (e.g. SQLite's
+// INDEXED BY); suffix follows LIMIT (e.g. FOR UPDATE SKIP LOCKED).
 // Messages whose lease expired on their final attempt are included so the
 // claim can dead-letter them. Arguments: Eligible's args.
 func (q *Queries) Eligible(p ClaimParams, hint, suffix string) (string, []any) {
-	return q.eligible(p, "c.id", hint, suffix, "")
+	return q.eligible(p, "c.id", hint, suffix, p.From)
 }
 
 // EligibleRows is Eligible selecting cols (e.g. ClaimColumns) instead of
-// the IDs, and, when from is not empty, only the rows whose available_at is
-// at or after it: one range of an index on (status, available_at, ...).
+// the IDs, from from on instead of p.From (a dialect that found a later
+// start itself): one range of an index on (status, available_at, ...).
 // Arguments: Eligible's, with from's after the lease bounds.
 //
 // The bound is deliberately one column. A row-value bound such as

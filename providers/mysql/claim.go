@@ -33,9 +33,10 @@ func (*mysqlDialect) Claim(ctx context.Context, db bun.IDB, q *outboxsql.Queries
 	var recs []outboxsql.Record
 	inTx := sqlbase.InTx(db)
 	err := db.RunInTx(ctx, claimTx, func(ctx context.Context, tx bun.Tx) error {
-		var from string
+		from := p.From
 		if !inTx {
-			err := tx.QueryRowContext(ctx, headQuery(q), p.Now, p.Now).Scan(&from)
+			head, args := headQuery(q, p)
+			err := tx.QueryRowContext(ctx, head, args...).Scan(&from)
 			if errors.Is(err, sql.ErrNoRows) {
 				return nil
 			}
@@ -91,12 +92,18 @@ func (*mysqlDialect) Claim(ctx context.Context, db bun.IDB, q *outboxsql.Queries
 //
 // The position is only where the scan starts: a row before it that became
 // claimable in the meantime (a lease that expired, a release) is claimed by
-// a later claim. The claim's caller transaction, when there is one, may
-// read an older snapshot; claims inside one do not use it.
-func headQuery(q *outboxsql.Queries) string {
-	return "SELECT available_at FROM " + q.Names().Table + claimHint +
-		" WHERE status = 'pending' AND available_at <= ? AND (locked_until IS NULL OR locked_until <= ?)" +
-		" ORDER BY available_at, id LIMIT 1"
+// a later claim. The read, too, starts at the claim cursor (p.From). The
+// claim's caller transaction, when there is one, may read an older
+// snapshot; claims inside one do not use it.
+func headQuery(q *outboxsql.Queries, p outboxsql.ClaimParams) (string, []any) {
+	query := "SELECT available_at FROM " + q.Names().Table + claimHint +
+		" WHERE status = 'pending' AND available_at <= ? AND (locked_until IS NULL OR locked_until <= ?)"
+	args := []any{p.Now, p.Now}
+	if p.From != "" {
+		query += " AND available_at >= ?"
+		args = append(args, p.From)
+	}
+	return query + " ORDER BY available_at, id LIMIT 1", args
 }
 
 // Settle first tries the statement alone, in a transaction (a savepoint

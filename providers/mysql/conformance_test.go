@@ -101,6 +101,6 @@ func newDriver(t testing.TB, db *bun.DB, opts wharf.Options) *wharf.Driver {
 func TestConformance(t *testing.T) {
 	conformance.Run(t, conformance.Harness{
 		NewDB:        newTestDB,
-		Capabilities: conformance.Capabilities{RemoteNotifications: false},
+		Capabilities: conformance.Capabilities{ConcurrentWriters: true},
 	})
 }

@@ -5,10 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"log/slog"
+	"strings"
 
 	"github.com/uptrace/bun"
 	bundialect "github.com/uptrace/bun/dialect"
 
+	"github.com/wharf-go/wharf/internal/check"
 	"github.com/wharf-go/wharf/internal/dialect"
 	"github.com/wharf-go/wharf/internal/outboxsql"
 	"github.com/wharf-go/wharf/internal/sqlbase"
@@ -19,7 +21,6 @@ func init() {
 		Name:    "mysql",
 		Bun:     bundialect.MySQL,
 		Schemes: []string{"mysql", "mariadb"},
-		EnvVar:  EnvVar,
 		Example: "mysql://user:password@localhost:3306/app",
 		Check:   func(url string) error { _, _, err := parseURL(url); return err },
 		Open:    openDB,
@@ -52,7 +53,7 @@ func (*mysqlDialect) Name() string               { return "mysql" }
 func (*mysqlDialect) Quote(s string) string      { return "`" + s + "`" }
 func (*mysqlDialect) Translate(err error) error  { return TranslateError(err) }
 func (*mysqlDialect) Gate(bun.IDB) *sqlbase.Gate { return nil }
-func (*mysqlDialect) MaxInsertRows() int         { return 500 } // 15 placeholders a row, under 65535
+func (*mysqlDialect) MaxInsertRows() int         { return 500 } // keeps a statement under max_allowed_packet
 func (*mysqlDialect) Close() error               { return nil }
 
 // Listen: MySQL cannot tell this process about other processes' commits.
@@ -152,10 +153,48 @@ func (*mysqlDialect) Migrate(ctx context.Context, db *bun.DB, stmts []string) er
 		return errors.New("another process holds the migration lock (GET_LOCK('" + migrateLock + "')) for more than 60s")
 	}
 	defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK(?)", migrateLock) }()
+	if err := checkSession(ctx, conn); err != nil {
+		return err
+	}
 	for _, s := range stmts {
 		if _, err := conn.ExecContext(ctx, s); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkSession refuses a pool that was not opened as DSN opens one (a pool
+// given to wharf.NewDriver): with NO_BACKSLASH_ESCAPES the backslashes bun
+// escapes are stored doubled, and without CLIENT_FOUND_ROWS an UPDATE that
+// rewrites a row to its own values (a lease renewed to the same expiry)
+// reports no row and reads as a lost claim.
+func checkSession(ctx context.Context, conn bun.Conn) error {
+	var mode string
+	if err := conn.QueryRowContext(ctx, "SELECT @@SESSION.sql_mode").Scan(&mode); err != nil {
+		return err
+	}
+	if strings.Contains(strings.ToUpper(mode), "NO_BACKSLASH_ESCAPES") {
+		return check.Invalidf("mysql: the pool's sql_mode includes NO_BACKSLASH_ESCAPES, which would store escaped text doubled; open the pool with mysql.DSN (or wharf.Open)")
+	}
+	probe := []string{
+		"CREATE TEMPORARY TABLE wharf_found_rows_probe (x INT)",
+		"INSERT INTO wharf_found_rows_probe VALUES (1)",
+	}
+	for _, q := range probe {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	defer func() {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "DROP TEMPORARY TABLE IF EXISTS wharf_found_rows_probe")
+	}()
+	res, err := conn.ExecContext(ctx, "UPDATE wharf_found_rows_probe SET x = 1")
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return errors.Join(err, check.Invalidf("mysql: the pool reports changed rows, not matched rows (clientFoundRows is off), so a renewed lease would read as a lost claim; open the pool with mysql.DSN (or wharf.Open)"))
 	}
 	return nil
 }

@@ -19,7 +19,13 @@ func ClaimSQL(drv *wharf.Driver, p outboxsql.ClaimParams, cols, from string) (st
 }
 
 // HeadSQL returns the claim's first statement, which finds where the
-// claimable rows begin; its arguments are now, twice.
-func HeadSQL(drv *wharf.Driver) string {
-	return headQuery(OutboxQueries(drv))
+// claimable rows begin, for p (Now, and the cursor's From).
+func HeadSQL(drv *wharf.Driver, p outboxsql.ClaimParams) (string, []any) {
+	return headQuery(OutboxQueries(drv), p)
+}
+
+// CursorFrom returns where drv's next claim (of every topic) scans from
+// when no scan from the start is due.
+func CursorFrom(drv *wharf.Driver) string {
+	return drv.Outbox().(*outboxsql.Outbox).CursorFrom(nil)
 }

@@ -17,6 +17,7 @@ import (
 	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/stretchr/testify/require"
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/mysqldialect"
 
 	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/core"
@@ -295,7 +296,8 @@ func TestClaimUsesTheClaimIndex(t *testing.T) {
 	// The claim's locking SELECT, from where its first statement finds the
 	// first claimable row.
 	var from string
-	require.NoError(t, db.QueryRowContext(ctx, mysql.HeadSQL(drv), now, now).Scan(&from))
+	head, headArgs := mysql.HeadSQL(drv, outboxsql.ClaimParams{Now: now})
+	require.NoError(t, db.QueryRowContext(ctx, head, headArgs...).Scan(&from))
 	query, args := mysql.ClaimSQL(drv, outboxsql.ClaimParams{
 		Now: now, LockedUntil: core.FormatTime(time.Now().Add(time.Minute)),
 		TokenPrefix: "x:", Limit: 10,
@@ -1326,4 +1328,35 @@ func TestOpen(t *testing.T) {
 			require.NoError(t, drv.Close())
 		}
 	})
+}
+
+// TestMigrateRefusesAPoolOpenedWithoutTheDSNsSettings: a pool the
+// application opened itself, without clientFoundRows or with
+// NO_BACKSLASH_ESCAPES, is refused before anything is created.
+func TestMigrateRefusesAPoolOpenedWithoutTheDSNsSettings(t *testing.T) {
+	t.Parallel()
+	dbURL, _ := newDatabase(t)
+	dsn, err := mysql.DSN(dbURL)
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name, dsn, want string
+	}{
+		{"WithoutClientFoundRows", strings.Replace(dsn, "clientFoundRows=true", "clientFoundRows=false", 1), "clientFoundRows is off"},
+		{"WithNoBackslashEscapes", dsn + "&sql_mode=%27NO_BACKSLASH_ESCAPES%27", "NO_BACKSLASH_ESCAPES"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			require.NotEqual(t, dsn, tc.dsn, "the test changed the DSN")
+			sqldb, err := sql.Open("mysql", tc.dsn)
+			require.NoError(t, err)
+			db := bun.NewDB(sqldb, mysqldialect.New())
+			t.Cleanup(func() { _ = db.Close() })
+			drv, err := wharf.NewDriver(db, wharf.Options{Outbox: wharf.OutboxOptions{TableName: "refused_" + strings.ToLower(tc.name)}})
+			require.NoError(t, err)
+			err = drv.Migrate(t.Context())
+			require.ErrorIs(t, err, ports.ErrInvalidArgument)
+			require.ErrorContains(t, err, tc.want)
+			require.Error(t, drv.CheckSchema(t.Context()), "nothing was created")
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -10,8 +11,8 @@ import (
 	"github.com/wharf-go/wharf/internal/outboxsql"
 )
 
-// textArray is a list argument of Complete and Release (outboxsql's
-// Dialect.Array): a text[] literal, '{"a","b"}', rendered as bun's
+// textArray is a list argument of Complete and Release (see Settle): a
+// text[] literal, '{"a","b"}', rendered as bun's
 // pgdialect.Array renders a []string (NUL dropped, quote and backslash
 // escaped in elements, the quote doubled for the string literal), byte by
 // byte when the element is valid UTF-8, which IDs and tokens are.
@@ -80,8 +81,8 @@ func (c column) AppendQuery(_ schema.QueryGen, b []byte) ([]byte, error) {
 			b = appendElem(b, v)
 		case int:
 			b = strconv.AppendInt(b, int64(v), 10)
-		default:
-			panic("postgres: enqueue column of unexpected type") // rows come from outboxsql.prepare
+		default: // rows come from outboxsql's prepare: never reached
+			return nil, fmt.Errorf("postgres: enqueue: column %d holds a %T; want a string, an int or nil", c.column, v)
 		}
 	}
 	return append(b, '}', '\''), nil
@@ -91,15 +92,14 @@ func (c column) AppendQuery(_ schema.QueryGen, b []byte) ([]byte, error) {
 // max_attempts); every other column is TEXT.
 var intColumns = map[int]bool{7: true, 8: true}
 
-// insertArrays renders Enqueue's INSERT of several rows (outboxsql's
-// Dialect.Insert) as one array per column, expanded by unnest:
+// insertArrays renders Enqueue's INSERT of several rows (see Insert) as one
+// array per column, expanded by unnest:
 //
 //	INSERT INTO t (<Columns>) SELECT * FROM unnest('{...}'::text[], ..., '{...}'::int[], ...)
 //
 // The statement reaches the server as text (bun renders every argument), and
 // the server parses 15 array literals far faster than 15 literals per row
-// of a VALUES list: at 100 rows per transaction Enqueue went from about
-// 40,000 to 63,000 messages/s (BENCHMARKS.md, step 17). unnest expands the
+// of a VALUES list (BENCHMARKS.md, tuning step 17). unnest expands the
 // arrays side by side, row i of the result holding element i of each.
 func insertArrays(table string, rows [][]any) (string, []any) {
 	n := len(rows[0])

@@ -38,6 +38,6 @@ func newTestDB(t testing.TB) *bun.DB {
 func TestConformance(t *testing.T) {
 	conformance.Run(t, conformance.Harness{
 		NewDB:        newTestDB,
-		Capabilities: conformance.Capabilities{RemoteNotifications: false},
+		Capabilities: conformance.Capabilities{},
 	})
 }

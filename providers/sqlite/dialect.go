@@ -18,7 +18,6 @@ func init() {
 		Name:    "sqlite",
 		Bun:     bundialect.SQLite,
 		Schemes: []string{"file", "sqlite", "sqlite3"},
-		EnvVar:  EnvVar,
 		Example: "file:app.db",
 		Check:   func(url string) error { _, _, err := DSN(url); return err },
 		Open:    openDB,
@@ -34,7 +33,7 @@ func (sqliteDialect) Name() string                  { return "sqlite" }
 func (sqliteDialect) Quote(s string) string         { return `"` + s + `"` }
 func (sqliteDialect) Translate(err error) error     { return TranslateError(err) }
 func (sqliteDialect) Gate(db bun.IDB) *sqlbase.Gate { return gateOf(db) }
-func (sqliteDialect) MaxInsertRows() int            { return 500 } // 15 arguments a row, under SQLite's 32766
+func (sqliteDialect) MaxInsertRows() int            { return 500 } // bounds one statement's size
 func (sqliteDialect) LockingRead() string           { return "" }
 func (sqliteDialect) Close() error                  { return nil }
 

@@ -1,0 +1,138 @@
+package conformance
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wharf-go/wharf"
+	"github.com/wharf-go/wharf/ports"
+)
+
+// outboxCursorTests cover the claim cursor (wharf.ClaimWindow,
+// wharf.ClaimRescanInterval): claims start where the last one ended, and
+// every message that becomes claimable behind that point is still handed
+// out, at once when this driver made it so, and within ClaimRescanInterval
+// of the driver's clock otherwise.
+func outboxCursorTests() []testCase {
+	return []testCase{
+		{"SuccessorOfACompletedKeyedMessageIsClaimableAtOnce", testCursorKeyedSuccessor},
+		{"ReleasedMessageIsClaimableAtOnceAfterTheCursorMoved", testCursorRelease},
+		{"EnqueueInThePastIsClaimableAtOnce", testCursorEnqueuePast},
+		{"MessageBehindTheCursorFromAnotherDriverIsFoundWithinTheRescanInterval", testCursorOtherDriver},
+		{"ExpiredLeaseBehindTheCursorIsReclaimedWithinTheRescanInterval", testCursorExpiredLease},
+		{"LateCommitIsDeliveredWithinTheRescanInterval", testCursorLateCommit},
+	}
+}
+
+// moveCursor advances the clock by d, then enqueues, claims and completes
+// one message, so that ob's claim cursor (of claims without a topic
+// filter, as every claim of these tests) moves past everything older.
+// Nothing else may be claimable then.
+func (f *fixture) moveCursor(ob wharf.Outbox, d time.Duration) {
+	f.t.Helper()
+	f.clock.Advance(d)
+	ids := f.enqueue(ob, job("conf.cursor.later"))
+	msgs := f.claim(ob, 10)
+	require.Equal(f.t, ids, claimedIDs(msgs), "only the message just enqueued is claimable")
+	require.NoError(f.t, ob.Complete(f.ctx, msgs[0].Claim()))
+}
+
+func testCursorKeyedSuccessor(t *testing.T, h Harness) {
+	f := setup(t, h)
+	ob := f.outbox(f.db)
+	ids := f.enqueue(ob, keyed("conf.cursor.k", "k"), keyed("conf.cursor.k", "k"))
+	first := f.claimOne(ob)
+	require.Equal(t, ids[0], first.ID)
+	f.moveCursor(ob, 10*time.Second)
+	f.claimNone(ob, "the successor waits for the first message")
+
+	require.NoError(t, ob.Complete(f.ctx, first.Claim()))
+	next := f.claim(ob, 10)
+	require.Equal(t, ids[1:], claimedIDs(next), "completing a keyed message frees its successor at once, though the cursor moved past it")
+}
+
+func testCursorRelease(t *testing.T, h Harness) {
+	f := setup(t, h)
+	ob := f.outbox(f.db)
+	ids := f.enqueue(ob, job("conf.cursor.r"))
+	m := f.claimOne(ob)
+	f.moveCursor(ob, 10*time.Second)
+	require.NoError(t, ob.Release(f.ctx, m.Claim()))
+	require.Equal(t, ids, claimedIDs(f.claim(ob, 10)), "a released message is claimable at once")
+}
+
+func testCursorEnqueuePast(t *testing.T, h Harness) {
+	f := setup(t, h)
+	ob := f.outbox(f.db)
+	f.moveCursor(ob, 10*time.Second)
+	past := job("conf.cursor.past")
+	past.AvailableAt = f.clock.Now().Add(-time.Hour)
+	ids := f.enqueue(ob, past)
+	require.Equal(t, ids, claimedIDs(f.claim(ob, 10)), "a message enqueued with an AvailableAt in the past is claimable at once")
+}
+
+// requireFoundWithinRescan claims from ob, advancing the clock by at most
+// wharf.ClaimRescanInterval, and asserts that the message with id is
+// handed out (it may be handed out before the interval has passed).
+func (f *fixture) requireFoundWithinRescan(ob wharf.Outbox, id, why string) {
+	f.t.Helper()
+	if got := f.claim(ob, 10); len(got) > 0 {
+		require.Equal(f.t, []string{id}, claimedIDs(got), why)
+		return
+	}
+	f.clock.Advance(wharf.ClaimRescanInterval)
+	require.Equal(f.t, []string{id}, claimedIDs(f.claim(ob, 10)), why)
+}
+
+func testCursorOtherDriver(t *testing.T, h Harness) {
+	f := setup(t, h)
+	claimer := f.outbox(f.db)
+	producer := f.outbox(f.db) // another driver: its enqueues do not move claimer's cursor
+	f.moveCursor(claimer, 10*time.Second)
+	past := job("conf.cursor.other")
+	past.AvailableAt = f.clock.Now().Add(-time.Minute)
+	ids := f.enqueue(producer, past)
+	f.requireFoundWithinRescan(claimer, ids[0], "another driver's message behind the cursor is found within ClaimRescanInterval")
+}
+
+func testCursorExpiredLease(t *testing.T, h Harness) {
+	f := setup(t, h)
+	crashed := f.outbox(f.db) // claims and never settles: a crashed worker
+	ob := f.outbox(f.db)
+	ids := f.enqueue(ob, job("conf.cursor.lease"))
+	first, err := crashed.Claim(f.ctx, ports.ClaimOptions{Limit: 1, Lease: 30 * time.Second})
+	require.NoError(t, err)
+	require.Equal(t, ids, claimedIDs(first))
+	for range 3 { // ob's cursor moves past the leased message
+		f.moveCursor(ob, 2*time.Second)
+	}
+	f.clock.Advance(30 * time.Second) // the lease expires
+	f.requireFoundWithinRescan(ob, ids[0], "an expired lease behind the cursor is reclaimed within ClaimRescanInterval")
+}
+
+// testCursorLateCommit: a producer's transaction stamps its message, then
+// commits after other messages were claimed and the cursor moved far past
+// the stamp. The message is delivered within ClaimRescanInterval of the
+// commit.
+func testCursorLateCommit(t *testing.T, h Harness) {
+	if !h.Capabilities.ConcurrentWriters {
+		t.Skip("Capabilities.ConcurrentWriters is false: write transactions run one at a time, so none can commit late behind concurrent claims")
+	}
+	f := setup(t, h)
+	claimer := f.outbox(f.db)
+	producer := f.driver(config{})
+	tx, err := f.db.BeginTx(f.ctx, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback() })
+	ids, err := producer.Bind(tx).Outbox.Enqueue(f.ctx, job("conf.cursor.late"))
+	require.NoError(t, err)
+
+	for range 5 { // ten seconds of other traffic, claimed while the transaction is open
+		f.moveCursor(claimer, 2*time.Second)
+	}
+	f.claimNone(claimer, "the late message is not committed yet")
+	require.NoError(t, tx.Commit())
+	f.requireFoundWithinRescan(claimer, ids[0], "a message committed late is delivered within ClaimRescanInterval of its commit")
+}

@@ -1,0 +1,121 @@
+package mysql_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wharf-go/wharf"
+	"github.com/wharf-go/wharf/core"
+	"github.com/wharf-go/wharf/internal/outboxsql"
+	"github.com/wharf-go/wharf/ports"
+	"github.com/wharf-go/wharf/providers/mysql"
+)
+
+const horizonMessages = 50_000
+
+// claimPages delivers horizonMessages messages through a fresh outbox at
+// 500 a second of its clock, with InnoDB's purge held back by a consistent
+// snapshot of another session when pinned, then enqueues a few more and
+// returns the InnoDB pages that the next claim's statements (the head read
+// and the locking read) access, from the claim cursor and from the start.
+func claimPages(t *testing.T, pinned bool) (bounded, rescan int64) {
+	t.Helper()
+	ctx := context.Background()
+	clock := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	drv := newTestDriver(t, wharf.Options{Now: func() time.Time { return clock }})
+	require.NoError(t, drv.Migrate(ctx))
+	db := drv.DB()
+	if pinned {
+		conn, err := db.Conn(ctx)
+		require.NoError(t, err)
+		_, err = conn.ExecContext(ctx, "START TRANSACTION WITH CONSISTENT SNAPSHOT")
+		require.NoError(t, err)
+		var n int
+		require.NoError(t, conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.tables").Scan(&n))
+		t.Cleanup(func() { _, _ = conn.ExecContext(context.Background(), "ROLLBACK"); _ = conn.Close() })
+	}
+	ob := drv.Outbox()
+	msgs := make([]ports.OutboxMessage, 500)
+	for i := range msgs {
+		msgs[i] = ports.OutboxMessage{Topic: "h", Payload: json.RawMessage(`{}`)}
+	}
+	for delivered := 0; delivered < horizonMessages; {
+		clock = clock.Add(time.Second)
+		_, err := ob.Enqueue(ctx, msgs...)
+		require.NoError(t, err)
+		for {
+			got, err := ob.Claim(ctx, ports.ClaimOptions{Limit: 100, Lease: time.Minute})
+			require.NoError(t, err)
+			if len(got) == 0 {
+				break
+			}
+			claims := make([]ports.Claim, len(got))
+			for i, m := range got {
+				claims[i] = m.Claim()
+			}
+			require.NoError(t, ob.Complete(ctx, claims...))
+			delivered += len(got)
+		}
+	}
+	clock = clock.Add(time.Second)
+	_, err := ob.Enqueue(ctx, msgs[:100]...)
+	require.NoError(t, err)
+	now := core.FormatTime(clock)
+	measure := func(from string) int64 {
+		p := outboxsql.ClaimParams{Now: now, LockedUntil: now, TokenPrefix: "x:", Limit: 100, From: from}
+		tx, err := db.BeginTx(ctx, nil)
+		require.NoError(t, err)
+		defer func() { _ = tx.Rollback() }()
+		analyze := func(query string, args ...any) int64 {
+			var doc string
+			require.NoError(t, tx.QueryRowContext(ctx, "ANALYZE FORMAT=JSON "+query, args...).Scan(&doc))
+			var plan struct {
+				Query struct {
+					Loop []struct {
+						Table struct {
+							Access string `json:"access_type"`
+							Stats  struct {
+								Pages int64 `json:"pages_accessed"`
+							} `json:"r_engine_stats"`
+						} `json:"table"`
+					} `json:"nested_loop"`
+				} `json:"query_block"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(doc), &plan), doc)
+			require.Len(t, plan.Query.Loop, 1, doc)
+			tbl := plan.Query.Loop[0].Table
+			require.Positive(t, tbl.Stats.Pages, doc)
+			return tbl.Stats.Pages
+		}
+		head, headArgs := mysql.HeadSQL(drv, p)
+		pages := analyze(head, headArgs...)
+		var start string
+		require.NoError(t, tx.QueryRowContext(ctx, head, headArgs...).Scan(&start))
+		lock, lockArgs := mysql.ClaimSQL(drv, p, "c.id", start)
+		return pages + analyze(lock, lockArgs...)
+	}
+	from := mysql.CursorFrom(drv)
+	require.NotEmpty(t, from)
+	return measure(from), measure("")
+}
+
+// TestClaimCostStaysBoundedUnderAPinnedHorizon is PostgreSQL's test on
+// MariaDB: a consistent snapshot held by another session keeps InnoDB from
+// purging the delivered messages' records, and the claim's reads still
+// access at most twice the pages they access on a clean database.
+func TestClaimCostStaysBoundedUnderAPinnedHorizon(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("delivers 100,000 messages")
+	}
+	var cleanB, cleanR, pinnedB, pinnedR int64
+	t.Run("Clean", func(t *testing.T) { cleanB, cleanR = claimPages(t, false) })
+	t.Run("Pinned", func(t *testing.T) { pinnedB, pinnedR = claimPages(t, true) })
+	t.Logf("InnoDB pages per claim of 100 after %d deliveries: clean bounded %d, rescan %d; pinned bounded %d, rescan %d",
+		horizonMessages, cleanB, cleanR, pinnedB, pinnedR)
+	require.LessOrEqual(t, pinnedB, 2*cleanB, "the claim's reads stay within 2x of a clean database's")
+}
