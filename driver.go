@@ -74,7 +74,7 @@ func open(ctx context.Context, e *dialect.Entry, url string, opts Options) (*Dri
 	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("wharf: open: %w", err)
 	}
-	db, err := e.Open(ctx, url, opts.Pool.resolve())
+	db, err := e.Open(ctx, url, dialect.OpenConfig{Pool: opts.Pool.resolve(), Logger: logging.OrDefault(opts.Logger)})
 	if err != nil {
 		return nil, err
 	}

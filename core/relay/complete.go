@@ -13,7 +13,10 @@ import (
 // A pass's bookkeeping with the outbox: batched completions, lease
 // extension, and the shutdown that releases what was not handled.
 
-// completer batches successful messages into Complete calls.
+// completer batches successful messages into Complete calls. After a
+// failed write it waits before writing them again, PollInterval doubling
+// up to a quarter of the lease (the claims must be written before their
+// leases end).
 func (p *pass) completer() {
 	defer close(p.completerDone)
 	opts := p.r.opts
@@ -25,6 +28,11 @@ func (p *pass) completer() {
 		timer.Reset(d)
 		armed = true
 	}
+	var backoff time.Duration // after failed writes; zero while they succeed
+	failed := func() {
+		backoff = min(max(2*backoff, opts.PollInterval), max(opts.PollInterval, opts.Lease/4))
+		arm(backoff)
+	}
 	for {
 		select {
 		case d, ok := <-p.completions:
@@ -34,22 +42,26 @@ func (p *pass) completer() {
 				return
 			}
 			buf = append(buf, d)
-			if len(buf) >= opts.CompleteBatchSize {
+			switch {
+			case backoff > 0: // waiting to write again: the timer is armed
+			case len(buf) >= opts.CompleteBatchSize:
 				var err error
 				if buf, err = p.flush(buf, false); err != nil {
-					arm(opts.PollInterval)
+					failed()
 				} else if armed {
 					timer.Stop()
 					armed = false
 				}
-			} else if !armed {
+			case !armed:
 				arm(opts.CompleteInterval)
 			}
 		case <-timer.C:
 			armed = false
 			var err error
 			if buf, err = p.flush(buf, false); err != nil {
-				arm(opts.PollInterval) // back off before writing them again
+				failed()
+			} else {
+				backoff = 0
 			}
 		}
 	}
@@ -84,15 +96,18 @@ func (p *pass) completeBatch(batch []*delivery, final bool) ([]*delivery, error)
 	}
 	err := p.r.outbox.Complete(ctx, claims...)
 	if err == nil {
+		p.flog.recovered(p.bg, "complete", "relay: completions succeed again")
 		p.reportAll(batch, OutcomeDelivered, nil, false, nil)
 		return nil, nil
 	}
 	if lost, ok := lostIDs(err); ok {
+		p.flog.recovered(p.bg, "complete", "relay: completions succeed again")
 		p.reportAll(batch, OutcomeDelivered, lost, lost == nil, err)
 		return nil, nil
 	}
 	// The outcome is unknown; the claims still hold until their leases end.
-	p.r.log.LogAttrs(p.bg, slog.LevelError, "relay: complete failed", slog.Int("count", len(batch)),
+	p.failure("complete", len(batch), err)
+	p.flog.failed(p.bg, "complete", slog.LevelError, "relay: complete failed; writing again after a pause", slog.Int("count", len(batch)),
 		slog.Bool("final", final), slog.Any("error", err))
 	now := p.r.now()
 	var keep []*delivery
@@ -163,6 +178,9 @@ func (p *pass) extendDue() {
 		until, err := p.r.outbox.Extend(ctx, d.msg.Claim(), p.r.opts.Lease)
 		cancel()
 		p.mu.Lock()
+		if err == nil {
+			p.flog.recovered(p.bg, "extend", "relay: lease extensions succeed again")
+		}
 		switch {
 		case err == nil:
 			if !held(d.state) {
@@ -187,7 +205,8 @@ func (p *pass) extendDue() {
 			// errors are retried at the next check.
 			p.mu.Unlock()
 			if !errors.Is(err, ports.ErrClaimLost) {
-				p.r.log.LogAttrs(p.bg, slog.LevelWarn, "relay: extending a lease failed; retrying",
+				p.failure("extend", 1, err)
+				p.flog.failed(p.bg, "extend", slog.LevelWarn, "relay: extending a lease failed; retrying",
 					append(msgAttrs(d.msg), slog.Any("error", err))...)
 			}
 		}
@@ -288,6 +307,7 @@ func (p *pass) release(ds []*delivery) error {
 		p.reportAll(ds, OutcomeReleased, lost, lost == nil, err)
 		return nil
 	}
+	p.failure("release", len(ds), err)
 	err = fmt.Errorf("relay: release on shutdown failed (the messages are redelivered after their leases): %w", err)
 	p.reportAll(ds, OutcomeReleased, nil, true, err)
 	return err

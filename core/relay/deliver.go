@@ -271,6 +271,8 @@ func outcomeLevel(o Outcome) slog.Level {
 }
 
 // log logs o, building its record only when the level is enabled.
+// Outcomes at warn level and above (retried, abandoned, dead) are
+// rate-limited per outcome, so that an outage does not flood the log.
 func (p *pass) log(o Observation) {
 	level := outcomeLevel(o.Outcome)
 	if !p.r.log.Enabled(p.bg, level) {
@@ -286,6 +288,10 @@ func (p *pass) log(o Observation) {
 		attrs = append(attrs, slog.Time("retry_at", o.RetryAt))
 	case OutcomeExtended:
 		attrs = append(attrs, slog.Time("locked_until", o.LockedUntil))
+	}
+	if level >= slog.LevelWarn {
+		p.flog.failed(p.bg, "outcome:"+string(o.Outcome), level, "relay: message "+string(o.Outcome), attrs...)
+		return
 	}
 	p.r.log.LogAttrs(p.bg, level, "relay: message "+string(o.Outcome), attrs...)
 }

@@ -80,6 +80,7 @@ type pass struct {
 	cancelled bool     // the shutdown cancelled the handlers
 	res       DrainResult
 
+	flog      *failureLog   // rate-limits the logs of repeated failures
 	pool      workerPool    // runs the handlers
 	slotFreed chan struct{} // coalesced: a slot became free
 	handlers  sync.WaitGroup
@@ -106,6 +107,7 @@ func newPass(ctx context.Context, r *Relay) *pass {
 		completerDone: make(chan struct{}),
 		keeperStop:    make(chan struct{}),
 		keeperDone:    make(chan struct{}),
+		flog:          newFailureLog(r.log, FailureLogInterval),
 	}
 	p.pool.limit, p.pool.run = r.opts.Concurrency, p.handle
 	return p
@@ -165,12 +167,12 @@ func (p *pass) run() error {
 				// back, so try again soon.
 				d := claimRetryDelay(conflicts)
 				conflicts++
-				r.log.LogAttrs(p.bg, slog.LevelWarn, "relay: claim hit a transient conflict; retrying",
+				p.flog.failed(p.bg, "claim", slog.LevelWarn, "relay: claim hit a transient conflict; retrying",
 					slog.Any("error", err), slog.Int("conflicts", conflicts), slog.Duration("retry_in", d))
 				p.sleep(timer, d, nil)
 				continue
 			}
-			r.log.LogAttrs(p.bg, slog.LevelError, "relay: claim failed; retrying after the idle interval",
+			p.flog.failed(p.bg, "claim", slog.LevelError, "relay: claim failed; retrying after the idle interval",
 				slog.Any("error", err), slog.Duration("retry_in", idle))
 			p.sleep(timer, idle, nil)
 			idle = min(2*idle, r.opts.MaxPollInterval)
@@ -229,7 +231,7 @@ func (p *pass) drain() (DrainResult, error) {
 			if errors.Is(err, ports.ErrRetryable) && conflicts < drainClaimRetries {
 				d := claimRetryDelay(conflicts)
 				conflicts++
-				r.log.LogAttrs(p.bg, slog.LevelWarn, "relay: claim hit a transient conflict; retrying",
+				p.flog.failed(p.bg, "claim", slog.LevelWarn, "relay: claim hit a transient conflict; retrying",
 					slog.Any("error", err), slog.Int("conflicts", conflicts), slog.Duration("retry_in", d))
 				p.sleep(timer, d, nil)
 				continue
@@ -352,8 +354,10 @@ func (p *pass) claim(limit int) ([]ports.ClaimedMessage, error) {
 	defer cancel()
 	msgs, err := p.r.outbox.Claim(ctx, ports.ClaimOptions{Limit: limit, Lease: p.r.opts.Lease, Topics: p.r.claimTopics})
 	if err != nil {
+		p.failure("claim", limit, err)
 		return nil, err
 	}
+	p.flog.recovered(p.bg, "claim", "relay: claims succeed again")
 	if len(msgs) > 0 {
 		p.mu.Lock()
 		p.res.Claimed += len(msgs)

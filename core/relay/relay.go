@@ -178,6 +178,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Observer, when set, is told every outcome.
 	Observer Observer
+	// OnFailure, when set, is told every failed claim, completion, lease
+	// extension and release (which the relay retries itself), so that code
+	// can see an outage that the logs, rate-limited to one record per kind
+	// every FailureLogInterval, only summarise. It is called synchronously
+	// and must be fast.
+	OnFailure func(ctx context.Context, f Failure)
 }
 
 func (o *Options) setDefaults() {

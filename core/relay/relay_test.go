@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -461,14 +462,24 @@ func TestDrainRetriesRetryableClaimErrors(t *testing.T) {
 	ob := &memOutbox{claimErrs: []error{conflict, conflict, nil, conflict, nil, nil, conflict, conflict, conflict}}
 	addN(ob, "t", 250)
 	var logs bytes.Buffer // written only by Drain's goroutines, read after it returned
+	var failures atomic.Int64
 	r, err := relay.New(ob, handlersFor(t, "t"), relay.Options{BatchSize: 10,
-		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		OnFailure: func(_ context.Context, f relay.Failure) {
+			if f.Op == "claim" && errors.Is(f.Err, ports.ErrRetryable) {
+				failures.Add(1)
+			}
+		}})
 	require.NoError(t, err)
 	res, err := r.Drain(context.Background())
 	require.NoError(t, err, "transient claim conflicts do not end a Drain")
 	require.Equal(t, relay.DrainResult{Claimed: 250, Delivered: 250}, res)
 	require.Equal(t, 250, ob.count("delivered"))
-	require.Equal(t, 6, strings.Count(logs.String(), "level=WARN msg=\"relay: claim hit a transient conflict; retrying\""), logs.String())
+	require.EqualValues(t, 6, failures.Load(), "OnFailure sees every failed claim")
+	require.Equal(t, 3, strings.Count(logs.String(), "level=WARN msg=\"relay: claim hit a transient conflict; retrying\""),
+		"one warning per run of consecutive failures: %s", logs.String())
+	require.Equal(t, 1, strings.Count(logs.String(), "msg=\"relay: claims succeed again\" failures=2"),
+		"the end of a run of several failures is logged with their number: %s", logs.String())
 }
 
 func TestDrainGivesUpOnPersistentClaimConflicts(t *testing.T) {

@@ -49,6 +49,14 @@ type Pool struct {
 	ConnMaxIdleTime time.Duration
 }
 
+// OpenConfig is what a provider opens a pool with.
+type OpenConfig struct {
+	Pool Pool
+	// Logger receives what the database driver itself logs (at debug
+	// level: the errors it reports reach wharf's callers anyway). Never nil.
+	Logger *slog.Logger
+}
+
 // Listen configures a dialect's server notifications (PostgreSQL).
 type Listen struct {
 	URL             string
@@ -76,8 +84,8 @@ type Entry struct {
 	// Check validates url as this dialect's URL; its errors say what the
 	// URL must look like and never contain a password.
 	Check func(url string) error
-	// Open opens and pings a pool on url with the pool settings.
-	Open func(ctx context.Context, url string, pool Pool) (*bun.DB, error)
+	// Open opens and pings a pool on url.
+	Open func(ctx context.Context, url string, cfg OpenConfig) (*bun.DB, error)
 	// New builds the dialect of one driver on db; an invalid cfg is an
 	// error matching ports.ErrInvalidArgument.
 	New func(db *bun.DB, cfg Config) (Dialect, error)

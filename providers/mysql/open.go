@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
@@ -62,17 +63,18 @@ func Open(ctx context.Context, url string, opts wharf.Options) (*wharf.Driver, e
 // openDB opens and pings a MySQL 8.0+ or MariaDB 10.6+ database with
 // pool's settings. An older server is refused with an error saying which
 // versions are supported.
-func openDB(ctx context.Context, rawURL string, pool dialect.Pool) (*bun.DB, error) {
+func openDB(ctx context.Context, rawURL string, oc dialect.OpenConfig) (*bun.DB, error) {
 	cfg, redacted, err := parseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
+	cfg.Logger = driverLog{oc.Logger}
 	connector, err := gomysql.NewConnector(cfg)
 	if err != nil {
 		return nil, check.Invalidf("mysql: URL %s: %v", redacted, err)
 	}
 	sqldb := sql.OpenDB(connector)
-	dialect.ApplyPool(sqldb, pool)
+	dialect.ApplyPool(sqldb, oc.Pool)
 	if err := sqldb.PingContext(ctx); err != nil {
 		_ = sqldb.Close()
 		return nil, fmt.Errorf("mysql: open %s: %w", redacted, TranslateError(err))
@@ -259,4 +261,15 @@ func parseURL(rawURL string) (cfg *gomysql.Config, redacted string, err error) {
 		cfg.Params["sql_mode"] = sqlModeWithoutBackslashEscapes
 	}
 	return cfg, redacted, nil
+}
+
+// driverLog passes what go-sql-driver/mysql logs (a broken connection's
+// "unexpected EOF", once per connection) to wharf's logger at debug level:
+// the errors reach wharf's callers anyway, and during an outage the driver
+// would otherwise print a line per connection to stderr.
+type driverLog struct{ log *slog.Logger }
+
+// Print implements gomysql.Logger.
+func (l driverLog) Print(v ...any) {
+	l.log.Debug("mysql driver: " + strings.TrimSpace(fmt.Sprintln(v...)))
 }

@@ -46,13 +46,13 @@ func Open(ctx context.Context, url string, opts wharf.Options) (*wharf.Driver, e
 
 // openDB opens a pgx (database/sql) pool with bun's PostgreSQL dialect and
 // pool's settings, and pings the server.
-func openDB(ctx context.Context, rawURL string, pool dialect.Pool) (*bun.DB, error) {
+func openDB(ctx context.Context, rawURL string, oc dialect.OpenConfig) (*bun.DB, error) {
 	cfg, err := ParseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
 	sqldb := stdlib.OpenDB(*cfg)
-	dialect.ApplyPool(sqldb, pool)
+	dialect.ApplyPool(sqldb, oc.Pool)
 	if err := sqldb.PingContext(ctx); err != nil {
 		_ = sqldb.Close()
 		return nil, &redactedError{

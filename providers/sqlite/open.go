@@ -47,7 +47,7 @@ func Open(ctx context.Context, url string, opts wharf.Options) (*wharf.Driver, e
 // openDB opens and pings the database of rawURL with pool's settings. An
 // in-memory database keeps one connection (each connection would otherwise
 // see its own empty database).
-func openDB(ctx context.Context, rawURL string, pool dialect.Pool) (*bun.DB, error) {
+func openDB(ctx context.Context, rawURL string, cfg dialect.OpenConfig) (*bun.DB, error) {
 	dsn, memory, err := DSN(rawURL)
 	if err != nil {
 		return nil, err
@@ -56,6 +56,7 @@ func openDB(ctx context.Context, rawURL string, pool dialect.Pool) (*bun.DB, err
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
+	pool := cfg.Pool
 	if memory {
 		pool.MaxOpenConns, pool.MaxIdleConns, pool.ConnMaxLifetime, pool.ConnMaxIdleTime = 1, 1, 0, 0
 	}
