@@ -53,7 +53,7 @@ func TestFailureLog(t *testing.T) {
 			l.failed(ctx, "claim", slog.LevelError, "claim failed")
 		}
 		l.recovered(ctx, "claim", "claims succeed again")
-		require.Contains(t, buf.String(), "claims succeed again failures=3")
+		require.Contains(t, buf.String(), `msg="claims succeed again" failures=3`)
 		l.failed(ctx, "claim", slog.LevelError, "claim failed")
 		require.Equal(t, 3, strings.Count(buf.String(), "claim failed"), "a new run logs its first failure at once")
 	})
