@@ -18,14 +18,22 @@
 //   - Retry while the first is still running: 409 Conflict (with
 //     Retry-After).
 //   - Same key, different request (method, path, query or body differ):
-//     422 Unprocessable Content.
+//     422 Unprocessable Content. JSON bodies are compared as canonical
+//     JSON (Fingerprint): {"title":"a"} and { "title": "a" } are the same
+//     request; other bodies byte for byte (Options.Fingerprint to change).
 //   - Malformed key (empty, longer than 255 characters, not printable
 //     ASCII, sent twice): 400 Bad Request. A missing key is 400 only when
 //     Options.Required is set; otherwise the request passes through.
-//   - A 5xx response is not stored: the reservation is released (Fail) so
-//     a retry runs the handler again. 2xx, 3xx and 4xx responses are stored
-//     and replayed, as Stripe does (a 4xx reflects the request, which cannot
-//     change under the same key).
+//   - 2xx and 3xx responses are stored and replayed. A 4xx or 5xx response
+//     is not stored: the reservation is released (Fail, which deletes it),
+//     so a rejected request leaves no record behind and a retry — corrected
+//     or not — runs the handler again, as Stripe does for requests that
+//     fail validation. A 4xx the handler completed in its transaction
+//     (Complete: a business outcome, such as a declined payment) is kept
+//     and replayed; Options.StoreClientErrors stores every 4xx.
+//   - The store busy or unreachable (Options.Unavailable, by default
+//     IsUnavailable: a retryable conflict or a connection failure): 503
+//     with Retry-After; the handler does not run.
 //
 // Keys are scoped per caller when Options.Scope returns one (for example the
 // authenticated user and tenant), so two callers never see each other's
@@ -48,7 +56,7 @@
 //     and a retry after that runs the handler a second time.
 //
 //  2. Inside the handler's transaction, by the handler, with Complete and a
-//     store bound to that transaction (WithDB on the providers' stores). The
+//     store bound to that transaction (wharf.Tx.Idempotency). The
 //     idempotency record, the business rows and the outbox events then commit
 //     or roll back together: a crash at any point either left nothing (the
 //     retry takes the expired reservation over and runs again, correctly) or
@@ -76,6 +84,17 @@
 // A handler that completes in its transaction must answer with the response
 // it completed, and with a 5xx when that transaction fails (the middleware
 // then releases the reservation, unless it was committed after all).
+//
+// # Which routes
+//
+// Wrap the handlers of the routes that take a key, not a whole mux with a
+// catch-all route: a key sent to an unknown route or with a method the
+// route does not serve would otherwise reach the middleware, be reserved
+// and, if the 404 or 405 were stored, answer a later correct request with
+// it. With Go 1.22 patterns:
+//
+//	mux.Handle("POST /todos", idem.Wrap(http.HandlerFunc(createTodo)))
+//	mux.Handle("POST /todos/{id}/complete", idem.Wrap(http.HandlerFunc(completeTodo)))
 //
 // # Buffering and limits
 //

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/wharf-go/wharf/core"
 	"github.com/wharf-go/wharf/internal/check"
 	"github.com/wharf-go/wharf/ports"
 )
@@ -53,7 +52,8 @@ const (
 	CodeBodyTooLarge = "request_too_large"
 	// CodeBodyUnreadable: the request body could not be read (400).
 	CodeBodyUnreadable = "request_body_unreadable"
-	// CodeUnavailable: the store reported a transient conflict (503).
+	// CodeUnavailable: the store is busy or cannot be reached for now
+	// (503, with Retry-After); see Options.Unavailable.
 	CodeUnavailable = "idempotency_store_busy"
 	// CodeInternal: the store failed or holds an unreadable record (500).
 	CodeInternal = "internal_error"
@@ -127,6 +127,23 @@ type Options struct {
 	// ReplayHeaders are the response headers stored and replayed. Default
 	// DefaultReplayHeaders().
 	ReplayHeaders []string
+	// Fingerprint identifies a request, so that a key reused with a
+	// different request is answered 422. Default Fingerprint: method, path,
+	// query and body, with JSON bodies compared as canonical JSON;
+	// ExactFingerprint compares every body byte for byte.
+	Fingerprint func(r *http.Request, body []byte) string
+	// StoreClientErrors makes the middleware store and replay the 4xx
+	// answers it sees, as it does 2xx and 3xx ones. By default a 4xx that
+	// the handler did not complete in its transaction (Complete) releases
+	// the key like a 5xx: a rejected request leaves no record behind, and a
+	// corrected retry with the same key runs. A 4xx the handler completed
+	// (a business outcome such as a declined payment) is kept either way.
+	StoreClientErrors bool
+	// Unavailable reports whether a store error means the store cannot
+	// answer for now — busy or unreachable — so that the middleware answers
+	// 503 with Retry-After (CodeUnavailable) rather than 500. Default
+	// IsUnavailable.
+	Unavailable func(ctx context.Context, err error) bool
 	// MaxBodyBytes bounds the request body read for the fingerprint; a
 	// larger body is answered 413. Default DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
@@ -153,6 +170,9 @@ type Middleware struct {
 	allow      map[string]bool
 	maxBody    int64
 	lease, ttl time.Duration
+	finger     func(*http.Request, []byte) string
+	store4xx   bool
+	unavail    func(context.Context, error) bool
 	writeError func(http.ResponseWriter, *http.Request, *Error)
 	logger     *slog.Logger
 }
@@ -161,11 +181,12 @@ type Middleware struct {
 // a negative limit is an error matching ports.ErrInvalidArgument.
 func New(opts Options) (*Middleware, error) {
 	if opts.Store == nil {
-		return nil, check.Invalidf("httpidempotency: Options.Store is nil; pass the idempotency store of a provider (e.g. sqlite.NewIdempotency)")
+		return nil, check.Invalidf("httpidempotency: Options.Store is nil; pass a driver's store (wharf.Driver.Idempotency)")
 	}
 	m := &Middleware{
 		store: opts.Store, namespace: opts.Namespace, required: opts.Required, scope: opts.Scope,
 		maxBody: opts.MaxBodyBytes, lease: opts.Lease, ttl: opts.TTL, writeError: opts.ErrorWriter, logger: opts.Logger,
+		finger: opts.Fingerprint, store4xx: opts.StoreClientErrors, unavail: opts.Unavailable,
 		methods: make(map[string]bool), allow: make(map[string]bool),
 	}
 	if m.namespace == "" {
@@ -196,6 +217,12 @@ func New(opts Options) (*Middleware, error) {
 	}
 	if m.writeError == nil {
 		m.writeError = WriteJSONError
+	}
+	if m.finger == nil {
+		m.finger = Fingerprint
+	}
+	if m.unavail == nil {
+		m.unavail = func(_ context.Context, err error) bool { return IsUnavailable(err) }
 	}
 	if m.logger == nil {
 		m.logger = slog.New(slog.DiscardHandler)
@@ -242,7 +269,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 
 	req := ports.ReserveRequest{
 		IdempotencyKey: ports.IdempotencyKey{Namespace: m.namespace, Key: key},
-		Fingerprint:    Fingerprint(r, body),
+		Fingerprint:    m.finger(r, body),
 		Lease:          m.lease,
 		TTL:            m.ttl,
 	}
@@ -269,14 +296,6 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	default:
 		m.storeFailure(w, r, "reserve", fmt.Errorf("unexpected reserve status %v", res.Status))
 	}
-}
-
-// Fingerprint identifies a request for the Idempotency-Key check: a hash
-// (core.Fingerprint) of its method, escaped path, raw query and body. The
-// body is compared byte for byte: a client must resend exactly the same
-// body when it retries.
-func Fingerprint(r *http.Request, body []byte) string {
-	return core.Fingerprint([]byte(r.Method), []byte(r.URL.EscapedPath()), []byte(r.URL.RawQuery), body)
 }
 
 func (m *Middleware) readBody(r *http.Request) ([]byte, *Error) {
@@ -307,11 +326,11 @@ func (m *Middleware) fail(w http.ResponseWriter, r *http.Request, e *Error) {
 }
 
 func (m *Middleware) storeFailure(w http.ResponseWriter, r *http.Request, op string, err error) {
-	if errors.Is(err, ports.ErrRetryable) {
-		m.logger.LogAttrs(r.Context(), slog.LevelWarn, "idempotency store busy",
+	if m.unavail(r.Context(), err) {
+		m.logger.LogAttrs(r.Context(), slog.LevelWarn, "idempotency store unavailable",
 			slog.String("op", op), slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
 		w.Header().Set("Retry-After", retryAfterSeconds)
-		m.fail(w, r, &Error{http.StatusServiceUnavailable, CodeUnavailable, "the idempotency store is busy; retry with the same key"})
+		m.fail(w, r, &Error{http.StatusServiceUnavailable, CodeUnavailable, "the idempotency store is busy or unreachable; retry with the same key"})
 		return
 	}
 	m.logger.LogAttrs(r.Context(), slog.LevelError, "idempotency store failed",
@@ -383,7 +402,9 @@ func (m *Middleware) run(w http.ResponseWriter, r *http.Request, next http.Handl
 	resp := rec.response()
 	inTx, txStatus := st.completion()
 	switch {
-	case resp.Status >= 500:
+	case resp.Status >= 500, resp.Status >= 400 && !inTx && !m.store4xx:
+		// Not stored: a retry runs the handler again. (A 5xx whose
+		// completion committed after all is kept; release notices.)
 		m.release(bg, r, st)
 	case inTx:
 		if txStatus != resp.Status {
@@ -403,7 +424,8 @@ func (m *Middleware) run(w http.ResponseWriter, r *http.Request, next http.Handl
 	rec.flush(resp)
 }
 
-// release gives the key back (Fail) after a 5xx or a panic. A reservation
+// release gives the key back (Fail) after a response that is not stored
+// (a 5xx, or a 4xx the handler did not complete) or a panic. A reservation
 // that the handler completed in a transaction which committed is no longer
 // held; that is expected and kept.
 func (m *Middleware) release(ctx context.Context, r *http.Request, st *state) {
@@ -426,10 +448,10 @@ func (m *Middleware) release(ctx context.Context, r *http.Request, st *state) {
 }
 
 // Complete stores resp as the response of the request's idempotency key
-// through store, and is meant to be called inside the handler's transaction
-// with a store bound to it (for example tx.Idempotency built with WithDB), so
-// that the key, the business rows and their outbox events commit or roll
-// back together. See the package doc.
+// through store, and is meant to be called inside the handler's
+// transaction with a store bound to it (wharf.Tx.Idempotency in a unit of
+// work), so that the key, the business rows and their outbox events commit
+// or roll back together. See the package doc.
 //
 // It does nothing and returns nil when ctx carries no reservation (the
 // request had no key, or its method takes none). resp must be what the

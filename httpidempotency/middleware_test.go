@@ -172,6 +172,14 @@ func (f *fixture) countItems() int {
 	return n
 }
 
+// countRecords counts the idempotency records (reserved or completed).
+func (f *fixture) countRecords() int {
+	f.t.Helper()
+	var n int
+	require.NoError(f.t, f.db.NewRaw("SELECT COUNT(*) FROM idempotency_records").Scan(f.t.Context(), &n))
+	return n
+}
+
 // request is one call of a scenario and what it must answer.
 type request struct {
 	method string // default POST
@@ -184,6 +192,9 @@ type request struct {
 	wantReplayed bool
 	wantCode     string // error code of a middleware answer
 	wantCall     int64  // handler call whose response this is (0: not checked)
+	// wantEcho is the request body the answering call read, when it is not
+	// body (a replay of an equivalent JSON body).
+	wantEcho string
 }
 
 func (rq request) do(t *testing.T, h http.Handler) *httptest.ResponseRecorder {
@@ -237,7 +248,11 @@ func (rq request) check(t *testing.T, i int, w *httptest.ResponseRecorder) {
 		}
 		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &body), msg)
 		require.Equal(t, rq.wantCall, body.Call, msg)
-		require.Equal(t, rq.body, body.Body, "the handler reads the body the middleware fingerprinted")
+		echo := rq.body
+		if rq.wantEcho != "" {
+			echo = rq.wantEcho
+		}
+		require.Equal(t, echo, body.Body, "the handler reads the body the middleware fingerprinted")
 		require.Equal(t, fmt.Sprintf("/items/%d", rq.wantCall), w.Header().Get("Location"), "Location is replayed")
 	}
 }
@@ -246,12 +261,16 @@ func TestMiddleware(t *testing.T) {
 	t.Parallel()
 	key := []string{"key-1"}
 	long := strings.Repeat("x", 2048)
+	jsonType := map[string]string{"Content-Type": "application/json"}
 	tests := []struct {
 		name      string
 		opts      httpidempotency.Options
 		requests  []request
 		wantCalls int64
 		wantItems int
+		// wantRecords counts the idempotency records left: only stored
+		// answers leave one.
+		wantRecords int
 	}{
 		{
 			name: "FirstRequestRunsAndRetriesReplay",
@@ -260,7 +279,8 @@ func TestMiddleware(t *testing.T) {
 				{keys: key, body: `{"a":1}`, wantStatus: 201, wantCall: 1, wantReplayed: true},
 				{keys: []string{`"key-1"`}, body: `{"a":1}`, wantStatus: 201, wantCall: 1, wantReplayed: true},
 			},
-			wantCalls: 1,
+			wantCalls:   1,
+			wantRecords: 1,
 		},
 		{
 			name: "DifferentBodyIsUnprocessable",
@@ -269,7 +289,8 @@ func TestMiddleware(t *testing.T) {
 				{keys: key, body: `{"a":2}`, wantStatus: 422, wantCode: httpidempotency.CodeKeyReused},
 				{keys: key, body: `{"a": 1}`, wantStatus: 422, wantCode: httpidempotency.CodeKeyReused},
 			},
-			wantCalls: 1,
+			wantCalls:   1,
+			wantRecords: 1,
 		},
 		{
 			name: "DifferentPathOrQueryIsUnprocessable",
@@ -279,7 +300,8 @@ func TestMiddleware(t *testing.T) {
 				{keys: key, path: "/items?x=1", body: `{}`, wantStatus: 422, wantCode: httpidempotency.CodeKeyReused},
 				{keys: key, method: http.MethodPatch, body: `{}`, wantStatus: 422, wantCode: httpidempotency.CodeKeyReused},
 			},
-			wantCalls: 1,
+			wantCalls:   1,
+			wantRecords: 1,
 		},
 		{
 			name: "MalformedKeysAreBadRequests",
@@ -289,7 +311,8 @@ func TestMiddleware(t *testing.T) {
 				{keys: []string{"bad\x7fkey"}, wantStatus: 400, wantCode: httpidempotency.CodeKeyInvalid},
 				{keys: []string{"a", "b"}, wantStatus: 400, wantCode: httpidempotency.CodeKeyInvalid},
 			},
-			wantCalls: 0,
+			wantCalls:   0,
+			wantRecords: 0,
 		},
 		{
 			name: "MissingKeyPassesThroughByDefault",
@@ -297,7 +320,8 @@ func TestMiddleware(t *testing.T) {
 				{body: "x", wantStatus: 201, wantCall: 1},
 				{body: "x", wantStatus: 201, wantCall: 2},
 			},
-			wantCalls: 2,
+			wantCalls:   2,
+			wantRecords: 0,
 		},
 		{
 			name: "MissingKeyIsBadRequestWhenRequired",
@@ -306,7 +330,8 @@ func TestMiddleware(t *testing.T) {
 				{body: "x", wantStatus: 400, wantCode: httpidempotency.CodeKeyMissing},
 				{method: http.MethodGet, wantStatus: 201, wantCall: 1},
 			},
-			wantCalls: 1,
+			wantCalls:   1,
+			wantRecords: 0,
 		},
 		{
 			name: "OtherMethodsIgnoreTheKey",
@@ -315,7 +340,8 @@ func TestMiddleware(t *testing.T) {
 				{method: http.MethodPut, keys: key, body: "x", wantStatus: 201, wantCall: 2},
 				{method: http.MethodGet, keys: []string{""}, wantStatus: 201, wantCall: 3},
 			},
-			wantCalls: 3,
+			wantCalls:   3,
+			wantRecords: 0,
 		},
 		{
 			name: "ConfiguredMethods",
@@ -325,7 +351,8 @@ func TestMiddleware(t *testing.T) {
 				{method: http.MethodPut, keys: key, body: "x", wantStatus: 201, wantCall: 1, wantReplayed: true},
 				{method: http.MethodPost, keys: key, body: "x", wantStatus: 201, wantCall: 2},
 			},
-			wantCalls: 2,
+			wantCalls:   2,
+			wantRecords: 1,
 		},
 		{
 			name: "ServerErrorsAreNotStored",
@@ -334,22 +361,101 @@ func TestMiddleware(t *testing.T) {
 				{keys: key, body: "x", wantStatus: 201, wantCall: 2},
 				{keys: key, body: "x", header: map[string]string{"X-Status": "500"}, wantStatus: 201, wantCall: 2, wantReplayed: true},
 			},
-			wantCalls: 2,
+			wantCalls:   2,
+			wantRecords: 1,
 		},
 		{
-			name: "ClientErrorsAreStored",
+			name: "ClientErrorsAreStoredWhenAsked",
+			opts: httpidempotency.Options{StoreClientErrors: true},
 			requests: []request{
 				{keys: key, body: "x", header: map[string]string{"X-Status": "404"}, wantStatus: 404, wantCall: 1},
 				{keys: key, body: "x", wantStatus: 404, wantCall: 1, wantReplayed: true},
 			},
-			wantCalls: 1,
+			wantCalls:   1,
+			wantRecords: 1,
+		},
+		{
+			name: "ClientErrorsReleaseTheKey",
+			requests: []request{
+				{keys: key, body: "x", header: map[string]string{"X-Status": "400"}, wantStatus: 400, wantCall: 1},
+				{keys: key, body: "x", header: map[string]string{"X-Status": "404"}, wantStatus: 404, wantCall: 2},
+			},
+			wantCalls:   2,
+			wantRecords: 0, // a rejected request leaves nothing behind
+		},
+		{
+			name: "CorrectedRetryAfterAClientErrorRuns",
+			requests: []request{
+				{keys: key, body: "x", header: map[string]string{"X-Status": "409"}, wantStatus: 409, wantCall: 1},
+				{keys: key, body: "x", wantStatus: 201, wantCall: 2},
+				{keys: key, body: "x", header: map[string]string{"X-Status": "409"}, wantStatus: 201, wantCall: 2, wantReplayed: true},
+			},
+			wantCalls:   2,
+			wantRecords: 1,
+		},
+		{
+			name: "ClientErrorCompletedInTransactionIsKept",
+			requests: []request{
+				{keys: key, body: "x", header: map[string]string{"X-Mode": "tx", "X-Status": "402"}, wantStatus: 402, wantCall: 1},
+				{keys: key, body: "x", header: map[string]string{"X-Mode": "tx"}, wantStatus: 402, wantCall: 1, wantReplayed: true},
+			},
+			wantCalls:   1,
+			wantItems:   1,
+			wantRecords: 1,
+		},
+		{
+			name: "JSONBodiesCompareAsCanonicalJSON",
+			requests: []request{
+				{keys: key, body: `{"title":"a","tags":["x",1.5e3,true,null,{}]}`, header: jsonType, wantStatus: 201, wantCall: 1},
+				{keys: key, body: "{ \"tags\" : [ \"x\" , 1.5e3, true, null, { } ],\n  \"title\": \"\\u0061\" }", header: jsonType,
+					wantStatus: 201, wantCall: 1, wantReplayed: true, wantEcho: `{"title":"a","tags":["x",1.5e3,true,null,{}]}`},
+				{keys: key, body: `{"tags":["x",1.5e3,true,null,{}],"title":"a"}`, header: map[string]string{"Content-Type": "application/merge-patch+json; charset=utf-8"},
+					wantStatus: 201, wantCall: 1, wantReplayed: true, wantEcho: `{"title":"a","tags":["x",1.5e3,true,null,{}]}`},
+				{keys: key, body: `{"title":"a","tags":["x",1500,true,null,{}]}`, header: jsonType, wantStatus: 422, wantCode: httpidempotency.CodeKeyReused},
+				{keys: key, body: `{"title":"a","tags":[1.5e3,"x",true,null,{}]}`, header: jsonType, wantStatus: 422, wantCode: httpidempotency.CodeKeyReused},
+				{keys: key, body: `{"title":"a","tags":["x",1.5e3,true,null,{}]}`, header: map[string]string{"Content-Type": "text/plain"}, wantStatus: 422, wantCode: httpidempotency.CodeKeyReused},
+				{keys: key, body: `{"title":"a","title":"a","tags":["x",1.5e3,true,null,{}]}`, header: jsonType, wantStatus: 422, wantCode: httpidempotency.CodeKeyReused},
+			},
+			wantCalls:   1,
+			wantRecords: 1,
+		},
+		{
+			name: "LoneSurrogateIsNotReplacementCharacter",
+			requests: []request{
+				{keys: key, body: `{"t":"\ud800"}`, header: jsonType, wantStatus: 201, wantCall: 1},
+				{keys: key, body: `{"t":"\ufffd"}`, header: jsonType, wantStatus: 422, wantCode: httpidempotency.CodeKeyReused},
+				{keys: key, body: `{"t":"\ud800"}`, header: jsonType, wantStatus: 201, wantCall: 1, wantReplayed: true},
+			},
+			wantCalls:   1,
+			wantRecords: 1,
+		},
+		{
+			name: "InvalidJSONComparesByteForByte",
+			requests: []request{
+				{keys: key, body: `{"a":`, header: jsonType, wantStatus: 201, wantCall: 1},
+				{keys: key, body: `{"a": `, header: jsonType, wantStatus: 422, wantCode: httpidempotency.CodeKeyReused},
+				{keys: key, body: `{"a":`, header: jsonType, wantStatus: 201, wantCall: 1, wantReplayed: true},
+			},
+			wantCalls:   1,
+			wantRecords: 1,
+		},
+		{
+			name: "ExactFingerprintComparesJSONByteForByte",
+			opts: httpidempotency.Options{Fingerprint: httpidempotency.ExactFingerprint},
+			requests: []request{
+				{keys: key, body: `{"a":1}`, header: jsonType, wantStatus: 201, wantCall: 1},
+				{keys: key, body: `{"a": 1}`, header: jsonType, wantStatus: 422, wantCode: httpidempotency.CodeKeyReused},
+			},
+			wantCalls:   1,
+			wantRecords: 1,
 		},
 		{
 			name: "SilentHandlerStoresAnEmptyOK",
 			requests: []request{
 				{keys: key, body: "x", header: map[string]string{"X-Mode": "silent"}, wantStatus: 200},
 			},
-			wantCalls: 1,
+			wantCalls:   1,
+			wantRecords: 1,
 		},
 		{
 			name: "ScopeSeparatesCallers",
@@ -362,7 +468,8 @@ func TestMiddleware(t *testing.T) {
 				{keys: key, body: "x", header: map[string]string{"X-User": "ann"}, wantStatus: 201, wantCall: 1, wantReplayed: true},
 				{keys: key, body: "x", header: map[string]string{"X-User": "bob"}, wantStatus: 201, wantCall: 2, wantReplayed: true},
 			},
-			wantCalls: 2,
+			wantCalls:   2,
+			wantRecords: 2,
 		},
 		{
 			name: "NamespacesSeparateAPIs",
@@ -371,7 +478,8 @@ func TestMiddleware(t *testing.T) {
 				{keys: key, body: "x", wantStatus: 201, wantCall: 1},
 				{keys: key, body: "x", wantStatus: 201, wantCall: 1, wantReplayed: true},
 			},
-			wantCalls: 1,
+			wantCalls:   1,
+			wantRecords: 1,
 		},
 		{
 			name: "OversizedBodyIsTooLarge",
@@ -380,7 +488,8 @@ func TestMiddleware(t *testing.T) {
 				{keys: key, body: long, wantStatus: 413, wantCode: httpidempotency.CodeBodyTooLarge},
 				{body: long, wantStatus: 201, wantCall: 1}, // no key: not read by the middleware
 			},
-			wantCalls: 1,
+			wantCalls:   1,
+			wantRecords: 0,
 		},
 		{
 			name: "CompletedInTransactionCommitsWithTheWrite",
@@ -390,8 +499,9 @@ func TestMiddleware(t *testing.T) {
 				{keys: []string{"key-2"}, body: "y", header: map[string]string{"X-Mode": "tx"}, wantStatus: 201, wantCall: 2},
 				{body: "z", header: map[string]string{"X-Mode": "tx"}, wantStatus: 201, wantCall: 3}, // Complete without a key does nothing
 			},
-			wantCalls: 3,
-			wantItems: 3,
+			wantCalls:   3,
+			wantItems:   3,
+			wantRecords: 2,
 		},
 		{
 			name: "RolledBackCompletionReleasesTheKey",
@@ -400,8 +510,9 @@ func TestMiddleware(t *testing.T) {
 				{keys: key, body: "x", header: map[string]string{"X-Mode": "tx"}, wantStatus: 201, wantCall: 2},
 				{keys: key, body: "x", header: map[string]string{"X-Mode": "tx"}, wantStatus: 201, wantCall: 2, wantReplayed: true},
 			},
-			wantCalls: 2,
-			wantItems: 1,
+			wantCalls:   2,
+			wantItems:   1,
+			wantRecords: 1,
 		},
 	}
 	for _, tt := range tests {
@@ -414,6 +525,7 @@ func TestMiddleware(t *testing.T) {
 			}
 			require.Equal(t, tt.wantCalls, f.calls.Load(), "handler runs")
 			require.Equal(t, tt.wantItems, f.countItems(), "rows written")
+			require.Equal(t, tt.wantRecords, f.countRecords(), "idempotency records left")
 		})
 	}
 }

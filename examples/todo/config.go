@@ -187,6 +187,15 @@ func lookupDatabase(s string) (database, error) {
 	return database{}, fmt.Errorf("unknown database %q; use one of %s", s, strings.Join(names, ", "))
 }
 
+// describeSource says where the database URL came from, for errors: the
+// variable's name, or that it is the default.
+func (c config) describeSource() string {
+	if c.URLSource == "default" {
+		return fmt.Sprintf("the default database %s (set %s or %s to choose another)", defaultSQLiteURL, sqlite.EnvVar, envDB)
+	}
+	return c.URLSource
+}
+
 func firstNonEmpty(vs ...string) string {
 	for _, v := range vs {
 		if v != "" {

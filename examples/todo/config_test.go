@@ -102,3 +102,9 @@ func TestLoadConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestDescribeSource(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "POSTGRES_DB_URL", config{URLSource: "POSTGRES_DB_URL"}.describeSource())
+	require.Equal(t, "the default database file:todo.db (set SQLITE_DB_URL or TODO_DB to choose another)", config{URLSource: "default"}.describeSource())
+}

@@ -2,7 +2,7 @@
 // with a unit of work, a transactional outbox, an in-process relay and
 // idempotent writes, on SQLite, PostgreSQL or MySQL/MariaDB.
 //
-//	go run ./examples/todo            # or: make run
+//	make run                          # builds bin/todo, then runs it
 //	go run ./examples/todo -h
 //
 // It listens on 127.0.0.1:8080 (-addr or TODO_ADDR to change), logs with
@@ -37,8 +37,8 @@
 //	                  core/relay: never bun, SQL or HTTP.
 //	internal/infra    bun repositories (on bun.IDB: the pool or a transaction) and the
 //	                  DDL of the app's tables per dialect.
-//	internal/httpapi  the HTTP adapter: routing, JSON, errors, cursors, and the
-//	                  Idempotency-Key middleware (package httpidempotency).
+//	internal/httpapi  the HTTP adapter: routing, the access log, JSON, errors, cursors,
+//	                  and the Idempotency-Key middleware (package httpidempotency).
 //	server.go         the composition root: newServer wires it all; main.go runs it.
 //
 // Boot (newServer, one plain function): wharf.Open opens the driver of the
@@ -53,6 +53,17 @@
 // drv.Idempotency()) and the relay on drv.Outbox(). server.Close stops the
 // relay and closes the driver. No core.App: one resource with a life cycle
 // does not need a registry of ports looked up by name.
+//
+// A request passes the access log (a request ID, one line per request, no
+// bodies or keys), the router (JSON 404; 405 with Allow) and, on the two
+// write routes, the Content-Type check (415 unless application/json) and
+// the Idempotency-Key middleware, which therefore never reserves a key for
+// a route the API does not serve. Bodies must be valid UTF-8 without lone
+// surrogate escapes (checked before encoding/json, which would replace them
+// silently); titles refuse bidirectional controls. A database that is busy
+// or unreachable answers 503 with Retry-After. A rejected request (4xx)
+// writes nothing, not even an idempotency record; idempotency fingerprints
+// compare JSON bodies as canonical JSON.
 //
 // A write (POST /todos): the middleware reserves the Idempotency-Key (its own
 // short commit, so a concurrent retry sees 409); the handler opens one

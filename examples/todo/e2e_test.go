@@ -102,9 +102,15 @@ type testApp struct {
 // until the test ends.
 func startApp(t *testing.T, d dialectCase) *testApp {
 	t.Helper()
+	return startAppOn(t, d, d.database(t), testLogger(t))
+}
+
+// startAppOn is startApp on the database at url, logging to logger.
+func startAppOn(t *testing.T, d dialectCase, url string, logger *slog.Logger) *testApp {
+	t.Helper()
 	cfg := config{
-		Database: d.dialect, URL: d.database(t), URLSource: "test",
-		Logger:               testLogger(t),
+		Database: d.dialect, URL: url, URLSource: "test",
+		Logger:               logger,
 		RelayPollInterval:    10 * time.Millisecond,
 		RelayMaxPollInterval: 50 * time.Millisecond,
 	}
@@ -175,7 +181,9 @@ func (r response) errorCode(t *testing.T) string {
 
 func (r response) replayed() bool { return r.header.Get(httpidempotency.HeaderReplayed) == "true" }
 
-// do sends a request; header holds extra headers ("Idempotency-Key").
+// do sends a request; header holds extra headers ("Idempotency-Key"). A
+// request with a body is sent as application/json unless header sets
+// Content-Type; an empty value removes a header.
 func (a *testApp) do(method, path, body string, header map[string]string) (response, error) {
 	var rd io.Reader
 	if body != "" {
@@ -189,7 +197,11 @@ func (a *testApp) do(method, path, body string, header map[string]string) (respo
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range header {
-		req.Header.Set(k, v)
+		if v == "" {
+			req.Header.Del(k)
+		} else {
+			req.Header.Set(k, v)
+		}
 	}
 	resp, err := a.c.Do(req)
 	if err != nil {
@@ -322,6 +334,9 @@ func TestTodoApp(t *testing.T) {
 		{"KeyReusedWithDifferentBodyIsUnprocessable", testKeyMismatch},
 		{"PaginationWalksEveryRowOnceDuringInserts", testPagination},
 		{"BadInputIsRejectedAndWritesNothing", testBadInput},
+		{"WrongMethodsAreNotAllowedWithAllow", testWrongMethods},
+		{"TitlesArriveAsSent", testTitlesArriveAsSent},
+		{"JSONInUTF8IsAccepted", testJSONContentTypes},
 	}
 	for _, d := range dialects() {
 		t.Run(d.name, func(t *testing.T) {
@@ -420,15 +435,17 @@ func testReplay(t *testing.T, a *testApp) {
 	require.True(t, c2.replayed())
 	require.Equal(t, c1.body, c2.body)
 
-	// A 4xx is stored and replayed too.
+	// A 4xx is not stored: the request is rejected, it leaves no record,
+	// and a retry runs again.
 	missing := "/todos/00000000-0000-7000-8000-000000000000/complete"
 	n1 := a.mustDo(http.MethodPost, missing, "", key("nope"))
 	require.Equal(t, http.StatusNotFound, n1.status)
 	n2 := a.mustDo(http.MethodPost, missing, "", key("nope"))
 	require.Equal(t, http.StatusNotFound, n2.status)
-	require.True(t, n2.replayed())
+	require.False(t, n2.replayed(), "a rejected request is not replayed: it ran again")
 
 	require.Equal(t, 1, a.count("todos"), "one row")
+	require.Equal(t, 2, a.count("idempotency_records"), "rent-1 and rent-done; nothing for the rejected key")
 	require.Equal(t, map[string]int{
 		td.ID + " todo.created":   1,
 		td.ID + " todo.completed": 1,
@@ -496,12 +513,19 @@ func testKeyMismatch(t *testing.T, a *testApp) {
 	require.Equal(t, http.StatusCreated, r.status)
 	for _, req := range []struct{ method, path, body string }{
 		{http.MethodPost, "/todos", `{"title":"b"}`},
-		{http.MethodPost, "/todos", `{"title": "a"}`},
+		{http.MethodPost, "/todos", `{"title":"a","title":"a"}`}, // a name twice: compared byte for byte
 		{http.MethodPost, "/todos/00000000-0000-7000-8000-000000000000/complete", ""},
 	} {
 		r := a.mustDo(req.method, req.path, req.body, key("k"))
 		require.Equal(t, http.StatusUnprocessableEntity, r.status, "%s %s %s", req.method, req.path, req.body)
 		require.Equal(t, httpidempotency.CodeKeyReused, r.errorCode(t))
+	}
+	// The same JSON written differently is the same request: a replay.
+	for _, body := range []string{`{"title": "a"}`, "{\n  \"title\" : \"\\u0061\"\n}\n"} {
+		again := a.mustDo(http.MethodPost, "/todos", body, key("k"))
+		require.Equal(t, http.StatusCreated, again.status, "body %s: %s", body, again.body)
+		require.True(t, again.replayed(), "body %s", body)
+		require.Equal(t, r.body, again.body)
 	}
 	require.Equal(t, 1, a.count("todos"))
 }
@@ -592,6 +616,7 @@ func testBadInput(t *testing.T, a *testApp) {
 	longTitle := strings.Repeat("é", 201)
 	huge := `{"title":"` + strings.Repeat("x", 70<<10) + `"}`
 	junkCursor := "djF8bm90LWEtdGltZXxub3QtYW4taWQ" // base64url of "v1|not-a-time|not-an-id"
+	jsonType := map[string]string{"Content-Type": "application/json"}
 	tests := []struct {
 		name       string
 		method     string
@@ -607,12 +632,34 @@ func testBadInput(t *testing.T, a *testApp) {
 		{"UnknownField", "POST", "/todos", `{"title":"x","done":true}`, nil, 400, "invalid_json"},
 		{"WrongType", "POST", "/todos", `{"title":5}`, nil, 400, "invalid_json"},
 		{"TrailingData", "POST", "/todos", `{"title":"x"} {"title":"y"}`, nil, 400, "invalid_json"},
-		{"EmptyBody", "POST", "/todos", ``, nil, 400, "invalid_json"},
+		{"EmptyBody", "POST", "/todos", ``, jsonType, 400, "invalid_json"},
 		{"MissingTitle", "POST", "/todos", `{}`, nil, 400, "invalid_title"},
 		{"EmptyTitle", "POST", "/todos", `{"title":""}`, nil, 400, "invalid_title"},
 		{"BlankTitle", "POST", "/todos", `{"title":"  \t "}`, nil, 400, "invalid_title"},
 		{"TitleTooLong", "POST", "/todos", `{"title":"` + longTitle + `"}`, nil, 400, "invalid_title"},
 		{"ControlCharacterInTitle", "POST", "/todos", `{"title":"a\u0007b"}`, nil, 400, "invalid_title"},
+		{"InvalidUTF8InTitle", "POST", "/todos", "{\"title\":\"a\xffb\"}", nil, 400, "invalid_json"},
+		{"InvalidUTF8WithKey", "POST", "/todos", "{\"title\":\"a\xc3\"}", key("bad-utf8"), 400, "invalid_json"},
+		{"LoneHighSurrogate", "POST", "/todos", `{"title":"a\ud800b"}`, nil, 400, "invalid_json"},
+		{"LoneLowSurrogate", "POST", "/todos", `{"title":"a\uDC00b"}`, nil, 400, "invalid_json"},
+		{"HighSurrogateThenNonSurrogate", "POST", "/todos", `{"title":"\ud83d\u0041"}`, nil, 400, "invalid_json"},
+		{"ReversedSurrogatePair", "POST", "/todos", `{"title":"\ude00\ud83d"}`, nil, 400, "invalid_json"},
+		{"SurrogateInFieldName", "POST", "/todos", `{"\ud800":"x"}`, nil, 400, "invalid_json"},
+		{"RightToLeftOverrideInTitle", "POST", "/todos", `{"title":"invoice\u202egpj.exe"}`, nil, 400, "invalid_title"},
+		{"IsolateInTitle", "POST", "/todos", "{\"title\":\"a\u2067b\"}", nil, 400, "invalid_title"},
+		{"LineSeparatorInTitle", "POST", "/todos", `{"title":"a\u2028b"}`, nil, 400, "invalid_title"},
+		{"NoContentType", "POST", "/todos", `{"title":"x"}`, map[string]string{"Content-Type": ""}, 415, "unsupported_media_type"},
+		{"NoContentTypeWithKey", "POST", "/todos", `{"title":"x"}`, map[string]string{"Content-Type": "", httpidempotency.HeaderKey: "no-type"}, 415, "unsupported_media_type"},
+		{"TextPlain", "POST", "/todos", `{"title":"x"}`, map[string]string{"Content-Type": "text/plain"}, 415, "unsupported_media_type"},
+		{"Form", "POST", "/todos", `title=x`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type"},
+		{"Multipart", "POST", "/todos", "--b\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nx\r\n--b--\r\n", map[string]string{"Content-Type": "multipart/form-data; boundary=b"}, 415, "unsupported_media_type"},
+		{"XML", "POST", "/todos", `<todo><title>x</title></todo>`, map[string]string{"Content-Type": "application/xml"}, 415, "unsupported_media_type"},
+		{"MalformedContentType", "POST", "/todos", `{"title":"x"}`, map[string]string{"Content-Type": "application/json; charset"}, 415, "unsupported_media_type"},
+		{"JSONInAnotherCharset", "POST", "/todos", `{"title":"x"}`, map[string]string{"Content-Type": "application/json; charset=latin1"}, 415, "unsupported_media_type"},
+		{"CompressedBody", "POST", "/todos", `{"title":"x"}`, map[string]string{"Content-Encoding": "gzip"}, 415, "unsupported_media_type"},
+		{"CompleteAsTextPlain", "POST", "/todos/" + unknown + "/complete", `x`, map[string]string{"Content-Type": "text/plain", httpidempotency.HeaderKey: "plain-complete"}, 415, "unsupported_media_type"},
+		{"UnknownRouteWithKey", "POST", "/nope", `{"title":"x"}`, key("unknown-route"), 404, "not_found"},
+		{"WrongMethodWithKey", "POST", "/activity", `{"title":"x"}`, key("wrong-method"), 405, "method_not_allowed"},
 		{"OversizedBody", "POST", "/todos", huge, nil, 413, httpidempotency.CodeBodyTooLarge},
 		{"OversizedBodyWithKey", "POST", "/todos", huge, key("big"), 413, httpidempotency.CodeBodyTooLarge},
 		{"InvalidTitleWithKey", "POST", "/todos", `{"title":""}`, key("empty"), 400, "invalid_title"},
@@ -644,6 +691,7 @@ func testBadInput(t *testing.T, a *testApp) {
 		})
 	}
 	require.Equal(t, 0, a.count("todos"), "nothing written")
+	require.Equal(t, 0, a.count("idempotency_records"), "no idempotency record either, keys or not")
 	a.awaitDelivered()
 	require.Empty(t, a.activity(), "no event recorded")
 	require.True(t, bytes.Equal(a.mustDo("GET", "/todos", "", nil).body, []byte("{\"items\":[],\"next_cursor\":null}\n")))

@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/wharf-go/wharf/core"
 )
 
 func main() {
@@ -74,7 +76,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if ready != nil {
 		ready(base)
 	}
-	fmt.Fprintf(stderr, "\nTry:\n  curl -s -X POST %s/todos -H 'Content-Type: application/json' -H 'Idempotency-Key: try-1' -d '{\"title\":\"buy milk\"}'\n  curl -s %s/todos\n  curl -s %s/activity\n\n", base, base, base)
+	// A fresh key per start: on a database that already has data, the
+	// line still creates a todo the first time and replays it after.
+	fmt.Fprintf(stderr, "\nTry (run the first line twice: the second answer is a replay):\n"+
+		"  curl -si -X POST %s/todos -H 'Content-Type: application/json' -H 'Idempotency-Key: %s' -d '{\"title\":\"buy milk\"}'\n"+
+		"  curl -s %s/todos\n  curl -s %s/activity\n\n", base, core.NewID(), base, base)
 
 	var runErr error
 	select {

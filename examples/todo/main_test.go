@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -82,7 +83,7 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	base, done := startRun(t, ctx, env, &out)
 	var created struct{ ID string }
 	require.Equal(t, http.StatusCreated, httpJSON(t, http.MethodPost, base+"/todos", `{"title":"survive a restart"}`,
-		map[string]string{"Idempotency-Key": "restart-1"}, &created))
+		map[string]string{"Idempotency-Key": "restart-1", "Content-Type": "application/json"}, &created))
 	deadline := time.Now().Add(30 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -108,7 +109,7 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 		t.Fatal("run did not return within 30s of the signal")
 	}
 	logs := out.String()
-	for _, want := range []string{"msg=listening", "Try:", "msg=\"shutting down\"", "msg=\"http server stopped\"", "msg=\"relay stopped\"", "msg=\"database closed\"", "msg=\"stopped cleanly\""} {
+	for _, want := range []string{"msg=listening", "Try (run the first line twice", "msg=request method=POST path=/todos status=201", "msg=\"shutting down\"", "msg=\"http server stopped\"", "msg=\"relay stopped\"", "msg=\"database closed\"", "msg=\"stopped cleanly\""} {
 		require.Contains(t, logs, want)
 	}
 	_, err := http.Get(base + "/todos")
@@ -121,29 +122,55 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	require.Equal(t, created.ID, again.ID, "the data survived the restart (migrations are idempotent)")
 	var replay struct{ ID string }
 	require.Equal(t, http.StatusCreated, httpJSON(t, http.MethodPost, base2+"/todos", `{"title":"survive a restart"}`,
-		map[string]string{"Idempotency-Key": "restart-1"}, &replay))
+		map[string]string{"Idempotency-Key": "restart-1", "Content-Type": "application/json"}, &replay))
 	require.Equal(t, created.ID, replay.ID, "the idempotency key survived the restart too")
 	cancel2()
 	require.NoError(t, <-done2)
 }
 
+// closedPort returns a loopback host:port nothing listens on: a database
+// server that is down.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// TestRunFailsClearly: a start-up error says what is wrong and names where
+// the database URL came from (the variable to fix), never the password.
 func TestRunFailsClearly(t *testing.T) {
 	t.Parallel()
+	const password = "s3cret-pw"
+	pgDown := "postgres://wharf:" + password + "@" + closedPort(t) + "/wharf?sslmode=disable&connect_timeout=5"
+	myDown := "mysql://wharf:" + password + "@" + closedPort(t) + "/wharf"
 	tests := []struct {
 		name    string
 		env     map[string]string
 		wantErr string
 	}{
-		{name: "MalformedSQLiteURL", env: map[string]string{"SQLITE_DB_URL": "todo.db"}, wantErr: `it must start with "file:"`},
+		{name: "MalformedSQLiteURL", env: map[string]string{"SQLITE_DB_URL": "todo.db"}, wantErr: `SQLITE_DB_URL: sqlite: malformed URL "todo.db": it must start with "file:"`},
 		{name: "PostgresWithoutURL", env: map[string]string{"TODO_DB": "postgres"}, wantErr: "POSTGRES_DB_URL is not set"},
+		{name: "PostgresDown", env: map[string]string{"POSTGRES_DB_URL": pgDown}, wantErr: "start: POSTGRES_DB_URL: postgres: cannot connect"},
+		{name: "PostgresDownChosenByTodoDB", env: map[string]string{"TODO_DB": "postgres", "POSTGRES_DB_URL": pgDown, "MYSQL_DB_URL": myDown},
+			wantErr: "start: POSTGRES_DB_URL: postgres: cannot connect"},
+		{name: "MySQLDown", env: map[string]string{"MYSQL_DB_URL": myDown}, wantErr: "start: MYSQL_DB_URL: mysql: "},
+		{name: "SQLiteInAMissingDirectory", env: map[string]string{"SQLITE_DB_URL": "file:" + filepath.Join(t.TempDir(), "missing", "todo.db")},
+			wantErr: "start: SQLITE_DB_URL: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := run(t.Context(), []string{"-addr", "127.0.0.1:0"}, getenvFrom(tt.env), io.Discard, nil)
+			var out syncBuffer
+			err := run(t.Context(), []string{"-addr", "127.0.0.1:0"}, getenvFrom(tt.env), &out, nil)
 			require.Error(t, err)
 			require.ErrorContains(t, err, tt.wantErr)
 			require.False(t, errors.Is(err, context.Canceled))
+			require.NotContains(t, err.Error(), password, "never the password")
+			require.NotContains(t, out.String(), password, "nor in the log")
+			t.Logf("todo: %v", err)
 		})
 	}
 }

@@ -49,7 +49,9 @@ func newServer(ctx context.Context, cfg config) (_ *server, err error) {
 	// delivers them in order.
 	drv, err := wharf.Open(ctx, cfg.URL, wharf.Options{EventKey: app.OrderingKey, Logger: logger})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cfg.URLSource, err)
+		// Name where the URL came from (never the URL: it may hold a
+		// password), so the reader knows which variable to fix.
+		return nil, fmt.Errorf("%s: %w", cfg.describeSource(), err)
 	}
 	defer func() {
 		if err != nil {
@@ -94,8 +96,11 @@ func newServer(ctx context.Context, cfg config) (_ *server, err error) {
 	}
 	// The Idempotency-Key middleware reserves keys on the pool (its own
 	// short commit); the handlers complete them in the use case's
-	// transaction through TxPorts.Idempotency.
-	handler, err := httpapi.New(httpapi.Options{Service: svc, Idempotency: drv.Idempotency(), Logger: logger})
+	// transaction through TxPorts.Idempotency. A ping tells a database
+	// outage (503) from a failure (500).
+	handler, err := httpapi.New(httpapi.Options{
+		Service: svc, Idempotency: drv.Idempotency(), Ping: drv.DB().PingContext, Logger: logger,
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -97,4 +98,82 @@ func Example() {
 	// key reused with another body: true
 	// event: order.placed true
 	// second completion: true
+}
+
+// Open sets up SQLite from a URL: a file (created if missing) with WAL,
+// a busy timeout and foreign keys added unless the URL sets them. Options
+// rename wharf's tables and size the pool; Migrate creates the tables and
+// CheckSchema verifies them at start-up (for a deployment where migrations
+// run elsewhere).
+func ExampleOpen() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "wharf-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+
+	drv, err := sqlite.Open(ctx, "file:"+filepath.Join(dir, "app.db"), wharf.Options{
+		Outbox:      wharf.OutboxOptions{TableName: "app_outbox"},
+		Idempotency: wharf.IdempotencyOptions{TableName: "app_idempotency", TTL: 24 * time.Hour},
+		Pool:        wharf.PoolOptions{MaxOpenConns: 4},
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer drv.Close()
+	fmt.Println("dialect:", drv.Dialect())
+	fmt.Println("before Migrate:", drv.CheckSchema(ctx) != nil)
+	if err := drv.Migrate(ctx); err != nil {
+		panic(err)
+	}
+	fmt.Println("after Migrate:", drv.CheckSchema(ctx))
+	var tables []string
+	if err := drv.DB().NewRaw("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'app_%' ORDER BY name").Scan(ctx, &tables); err != nil {
+		panic(err)
+	}
+	fmt.Println("tables:", tables)
+
+	_, err = sqlite.Open(ctx, "app.db", wharf.Options{}) // no scheme
+	fmt.Println(errors.Is(err, ports.ErrInvalidArgument))
+	// Output:
+	// dialect: sqlite
+	// before Migrate: true
+	// after Migrate: <nil>
+	// tables: [app_idempotency app_outbox]
+	// true
+}
+
+// NewProvider installs a driver on a core.App, from SQLITE_DB_URL unless
+// ProviderOptions.URL is set; other providers look it up by port name.
+func ExampleNewProvider() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "wharf-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+
+	app := core.NewApp(core.AppOptions{})
+	if err := app.Register(sqlite.NewProvider(wharf.ProviderOptions{URL: "file:" + filepath.Join(dir, "app.db")})); err != nil {
+		panic(err)
+	}
+	if err := app.Start(ctx); err != nil {
+		panic(err)
+	}
+	defer app.Stop(ctx)
+	drv, err := core.Port[*wharf.Driver](app, wharf.DefaultPortName)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(drv.Dialect(), drv.Migrate(ctx))
+
+	// A missing variable fails Start with its name.
+	unset := core.NewApp(core.AppOptions{})
+	_ = unset.Register(sqlite.NewProvider(wharf.ProviderOptions{EnvVar: "EXAMPLE_UNSET_DB_URL"}))
+	err = unset.Start(ctx)
+	fmt.Println(strings.Contains(err.Error(), "EXAMPLE_UNSET_DB_URL"))
+	// Output:
+	// sqlite <nil>
+	// true
 }

@@ -72,8 +72,17 @@ func (t *Todo) Complete(now time.Time) bool {
 }
 
 // NormalizeTitle trims surrounding white space and checks the rules of a
-// title: not empty, at most MaxTitleLength characters, valid UTF-8, no
-// control characters. A broken rule is a *ValidationError.
+// title: not empty, at most MaxTitleLength characters, valid UTF-8, one line
+// of text — no control characters (Cc), no line or paragraph separators
+// (U+2028, U+2029) and no bidirectional embedding, override or isolate
+// controls (U+202A-U+202E, U+2066-U+2069). A broken rule is a
+// *ValidationError.
+//
+// Bidi controls are refused because they carry state past the end of the
+// title: an unterminated U+202E (RIGHT-TO-LEFT OVERRIDE) reverses whatever
+// a client displays after it, the "Trojan Source" trick, and a one-line
+// title never needs them. The stateless marks U+200E, U+200F and U+061C
+// (LRM, RLM, ALM), which mixed right-to-left text does need, are allowed.
 func NormalizeTitle(title string) (string, error) {
 	title = strings.TrimSpace(title)
 	switch n := utf8.RuneCountInString(title); {
@@ -85,11 +94,21 @@ func NormalizeTitle(title string) (string, error) {
 		return "", &ValidationError{"title", fmt.Sprintf("title is %d characters long; the limit is %d", n, MaxTitleLength)}
 	}
 	for _, r := range title {
-		if unicode.IsControl(r) {
+		switch {
+		case unicode.IsControl(r), r == '\u2028', r == '\u2029':
 			return "", &ValidationError{"title", fmt.Sprintf("title contains the control character %U; use printable text on one line", r)}
+		case isBidiControl(r):
+			return "", &ValidationError{"title", fmt.Sprintf("title contains the bidirectional control character %U; send the text without embedding, override or isolate controls (U+200E and U+200F marks are fine)", r)}
 		}
 	}
 	return title, nil
+}
+
+// isBidiControl reports whether r is a bidirectional embedding, override
+// or isolate control: LRE, RLE, PDF, LRO, RLO (U+202A-U+202E) and LRI, RLI,
+// FSI, PDI (U+2066-U+2069).
+func isBidiControl(r rune) bool {
+	return (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
 }
 
 // ValidateID checks that id is a UUID in canonical lower-case form

@@ -29,6 +29,17 @@ func TestNormalizeTitle(t *testing.T) {
 		{name: "ControlCharacter", title: "a\x07b", wantErr: "control character U+0007"},
 		{name: "InnerNewline", title: "a\nb", wantErr: "control character U+000A"},
 		{name: "InvalidUTF8", title: "a\xffb", wantErr: "not valid UTF-8"},
+		{name: "LineSeparator", title: "a\u2028b", wantErr: "control character U+2028"},
+		{name: "ParagraphSeparator", title: "a\u2029b", wantErr: "control character U+2029"},
+		{name: "RightToLeftOverride", title: "invoice\u202Efdp.exe", wantErr: "bidirectional control character U+202E"},
+		{name: "LeftToRightEmbedding", title: "a\u202Ab", wantErr: "bidirectional control character U+202A"},
+		{name: "PopDirectionalFormatting", title: "a\u202Cb", wantErr: "bidirectional control character U+202C"},
+		{name: "RightToLeftIsolate", title: "a\u2067b", wantErr: "bidirectional control character U+2067"},
+		{name: "PopDirectionalIsolate", title: "a\u2069b", wantErr: "bidirectional control character U+2069"},
+		{name: "RightToLeftText", title: "שלום עולם", want: "שלום עולם"},
+		{name: "DirectionalMarksAreAllowed", title: "GPT\u200F-4 \u200Eשלום\u061C", want: "GPT\u200F-4 \u200Eשלום\u061C"},
+		{name: "ReplacementCharacterIsText", title: "a\uFFFDb", want: "a\uFFFDb"},
+		{name: "JoinersInEmoji", title: "👩\u200D💻 ship it", want: "👩\u200D💻 ship it"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

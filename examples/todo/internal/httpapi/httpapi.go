@@ -3,15 +3,18 @@
 // Idempotency-Key header is handled by the framework's httpidempotency
 // middleware, and the write handlers complete the key inside the use case's
 // transaction so that key, row and event commit together.
+//
+// A request passes, outermost first: the access log (serve.go: a request
+// ID, one log line per request), the router (JSON 404 and 405 with Allow),
+// and on the write routes the Content-Type check (415) and the
+// Idempotency-Key middleware, before the handler.
 package httpapi
 
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -43,7 +46,13 @@ type Options struct {
 	// Idempotency is the store on the root database that the
 	// Idempotency-Key middleware reserves keys in. Required.
 	Idempotency ports.Idempotency
-	// Logger; nil discards.
+	// Ping reports whether the database answers (the pool's PingContext).
+	// When a request fails with an error that is not known to be transient,
+	// a failed ping tells an outage (503 with Retry-After) from a failure
+	// (500). Nil: errors are classified by their type only.
+	Ping func(ctx context.Context) error
+	// Logger receives one access log line per request (info) and failures
+	// (warn, error); nil discards.
 	Logger *slog.Logger
 }
 
@@ -56,8 +65,10 @@ type Options struct {
 //	DELETE /todos/{id}           → 204
 //	GET    /activity?limit&cursor → 200 {"items": [...], "next_cursor": ...}
 //
-// POST requests accept an Idempotency-Key header. Errors are
-// {"error": {"code": "...", "message": "..."}} with a 4xx or 5xx status.
+// POST requests accept an Idempotency-Key header; POST /todos requires
+// Content-Type: application/json (415 otherwise). Errors are
+// {"error": {"code": "...", "message": "..."}} with a 4xx or 5xx status;
+// every answer carries an X-Request-Id.
 func New(opts Options) (http.Handler, error) {
 	if opts.Service == nil {
 		return nil, fmt.Errorf("httpapi: Options.Service is nil: %w", ports.ErrInvalidArgument)
@@ -66,34 +77,38 @@ func New(opts Options) (http.Handler, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	h := &handler{svc: opts.Service, logger: logger, ping: opts.Ping}
 	idem, err := httpidempotency.New(httpidempotency.Options{
 		Store:        opts.Idempotency,
 		Namespace:    "todo-api",
 		MaxBodyBytes: MaxBodyBytes,
-		Logger:       logger,
+		// The store down answers 503 like the handlers do (Options.Ping).
+		Unavailable: h.unavailable,
+		Logger:      logger,
 		// An app with authentication scopes keys per caller, e.g.
 		// Scope: func(r *http.Request) map[string]string { return map[string]string{"user": userID(r)} },
 	})
 	if err != nil {
 		return nil, err
 	}
-	h := &handler{svc: opts.Service, logger: logger}
+	// Only the write routes take a key: the middleware wraps them, not the
+	// mux, so a key sent to an unknown route or with a wrong method is never
+	// reserved. No catch-all route either: it would turn the mux's 405
+	// into a 404 (serve.go answers both in JSON).
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /todos", h.createTodo)
+	mux.Handle("POST /todos", h.requireJSON(true, idem.Wrap(http.HandlerFunc(h.createTodo))))
 	mux.HandleFunc("GET /todos", h.listTodos)
 	mux.HandleFunc("GET /todos/{id}", h.getTodo)
-	mux.HandleFunc("POST /todos/{id}/complete", h.completeTodo)
+	mux.Handle("POST /todos/{id}/complete", h.requireJSON(false, idem.Wrap(http.HandlerFunc(h.completeTodo))))
 	mux.HandleFunc("DELETE /todos/{id}", h.deleteTodo)
 	mux.HandleFunc("GET /activity", h.listActivity)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		h.send(w, r, errorResponse(http.StatusNotFound, "not_found", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)))
-	})
-	return idem.Wrap(mux), nil
+	return &api{mux: mux, h: h}, nil
 }
 
 type handler struct {
 	svc    *app.Service
 	logger *slog.Logger
+	ping   func(context.Context) error
 }
 
 // todoJSON is a todo on the wire. Timestamps are UTC, fixed width
@@ -287,94 +302,4 @@ func decodeCursor(s string) (domain.Position, error) {
 		return domain.Position{}, err
 	}
 	return domain.Position{At: at, ID: parts[2]}, nil
-}
-
-// decodeJSON reads one JSON object into dst: at most MaxBodyBytes, no
-// unknown fields, nothing after it. On failure it returns the 4xx to send.
-func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) (httpidempotency.Response, bool) {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(dst)
-	if err == nil {
-		if dec.Decode(&struct{}{}) != io.EOF {
-			return errorResponse(http.StatusBadRequest, "invalid_json", "the body must hold a single JSON object and nothing after it"), false
-		}
-		return httpidempotency.Response{}, true
-	}
-	var (
-		maxErr    *http.MaxBytesError
-		syntaxErr *json.SyntaxError
-		typeErr   *json.UnmarshalTypeError
-	)
-	switch {
-	case errors.As(err, &maxErr):
-		return errorResponse(http.StatusRequestEntityTooLarge, httpidempotency.CodeBodyTooLarge,
-			fmt.Sprintf("the request body is larger than %d bytes", MaxBodyBytes)), false
-	case errors.Is(err, io.EOF):
-		return errorResponse(http.StatusBadRequest, "invalid_json", `the body is empty; send a JSON object such as {"title": "buy milk"}`), false
-	case errors.As(err, &syntaxErr):
-		return errorResponse(http.StatusBadRequest, "invalid_json", fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, err)), false
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return errorResponse(http.StatusBadRequest, "invalid_json", "malformed JSON: the body ends in the middle of a value"), false
-	case errors.As(err, &typeErr):
-		if typeErr.Field == "" {
-			return errorResponse(http.StatusBadRequest, "invalid_json", fmt.Sprintf("the body must be a JSON object, not a %s", typeErr.Value)), false
-		}
-		return errorResponse(http.StatusBadRequest, "invalid_json", fmt.Sprintf("field %q must be a %s, not a %s", typeErr.Field, typeErr.Type, typeErr.Value)), false
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return errorResponse(http.StatusBadRequest, "invalid_json", fmt.Sprintf("unknown field %s; the only field is \"title\"", strings.TrimPrefix(err.Error(), "json: unknown field "))), false
-	default:
-		return errorResponse(http.StatusBadRequest, "invalid_json", "the body could not be read: "+err.Error()), false
-	}
-}
-
-// errorFor maps a use-case error to its answer; unexpected errors are
-// logged and answered 500 without their details.
-func (h *handler) errorFor(r *http.Request, err error) httpidempotency.Response {
-	var verr *domain.ValidationError
-	switch {
-	case errors.As(err, &verr):
-		return errorResponse(http.StatusBadRequest, "invalid_"+verr.Field, verr.Message)
-	case errors.Is(err, domain.ErrNotFound):
-		return errorResponse(http.StatusNotFound, "todo_not_found", fmt.Sprintf("no todo has the id %q", r.PathValue("id")))
-	case errors.Is(err, ports.ErrRetryable):
-		h.logger.LogAttrs(r.Context(), slog.LevelWarn, "request failed on a database conflict", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
-		resp := errorResponse(http.StatusServiceUnavailable, "database_busy", "the database is busy; retry the request (with the same Idempotency-Key)")
-		resp.Header.Set("Retry-After", "1")
-		return resp
-	default:
-		h.logger.LogAttrs(r.Context(), slog.LevelError, "request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
-		return errorResponse(http.StatusInternalServerError, "internal_error", "internal error; retry the request (with the same Idempotency-Key)")
-	}
-}
-
-// errorResponse is the API's error body, the same shape as the middleware's
-// (httpidempotency.WriteJSONError).
-func errorResponse(status int, code, message string) httpidempotency.Response {
-	type body struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
-	resp, err := httpidempotency.JSON(status, struct {
-		Error body `json:"error"`
-	}{body{code, message}})
-	if err != nil { // cannot happen: two strings always encode
-		panic(err)
-	}
-	return resp
-}
-
-func (h *handler) sendJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
-	resp, err := httpidempotency.JSON(status, v)
-	if err != nil {
-		resp = h.errorFor(r, err)
-	}
-	h.send(w, r, resp)
-}
-
-func (h *handler) send(w http.ResponseWriter, r *http.Request, resp httpidempotency.Response) {
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if err := resp.Write(w); err != nil {
-		h.logger.LogAttrs(r.Context(), slog.LevelDebug, "response not fully written", slog.String("path", r.URL.Path), slog.Any("error", err))
-	}
 }
