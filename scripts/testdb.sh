@@ -1,26 +1,34 @@
 #!/usr/bin/env bash
-# testdb.sh - throwaway PostgreSQL and MariaDB servers for wharf's tests and
-# benchmarks.
+# testdb.sh - throwaway PostgreSQL (with PgBouncer in front) and MariaDB
+# servers for wharf's tests and benchmarks.
 #
 # Usage:
-#   scripts/testdb.sh run [--postgres] [--mysql] [--] CMD [ARGS...]
-#       Start the requested servers (both when no flag is given), export
-#       WHARF_TEST_POSTGRES_URL / WHARF_TEST_MYSQL_URL, run CMD, then stop the
-#       servers, delete their directories and exit with CMD's exit status.
-#   scripts/testdb.sh start [--postgres] [--mysql]
+#   scripts/testdb.sh run [--postgres] [--pgbouncer] [--mysql] [--] CMD [ARGS...]
+#       Start the requested servers (all when no flag is given), export
+#       WHARF_TEST_POSTGRES_URL / WHARF_TEST_PGBOUNCER_URL /
+#       WHARF_TEST_MYSQL_URL, run CMD, then stop the servers, delete their
+#       directories and exit with CMD's exit status.
+#   scripts/testdb.sh start [--postgres] [--pgbouncer] [--mysql]
 #       Start the servers and leave them running. Prints `export ...` lines on
 #       stdout (use: eval "$(scripts/testdb.sh start)") and the stop command.
 #   scripts/testdb.sh stop DIR
 #       Stop servers started by `start` and delete DIR.
 #
+# --pgbouncer starts PgBouncer (Debian's pgbouncer) in transaction pooling
+# mode in front of the PostgreSQL server (and so implies --postgres). Its
+# [databases] section is `* = host=... port=...`: any database name is
+# forwarded to that server, as the same user with the same password.
+#
 # A URL already set in the environment is passed through and that server is
-# not started. Missing servers are installed with apt-get when running as
-# root; otherwise the tests for them are skipped (loud notice on stderr),
-# except with CI=true, where a server that cannot be installed or started is
-# a hard failure.
+# not started (PgBouncer is then started in front of the given PostgreSQL
+# URL). Missing servers are installed with apt-get when running as root;
+# otherwise the tests for them are skipped (loud notice on stderr), except
+# with CI=true, where a server that cannot be installed or started is a hard
+# failure.
 #
 # Environment:
 #   WHARF_TEST_POSTGRES_URL, WHARF_TEST_MYSQL_URL  use these servers instead
+#   WHARF_TEST_PGBOUNCER_URL  use this pooler instead of starting PgBouncer
 #   WHARF_TESTDB_FAST=1     no fsync / synchronous_commit / full_page_writes
 #                           (postgres), innodb_flush_log_at_trx_commit=2 and no
 #                           doublewrite (mariadb): faster, not crash-safe
@@ -30,6 +38,7 @@
 # Servers listen on 127.0.0.1 only, on free ports, with their sockets and data
 # in a private directory under /tmp (wharf-testdb.XXXXXX); user, password and
 # database are all "wharf" (superuser / ALL PRIVILEGES WITH GRANT OPTION).
+# PgBouncer has no Unix socket.
 set -euo pipefail
 
 PROG=${0##*/}
@@ -321,6 +330,168 @@ stop_postgres() {
 	fi
 }
 
+# ---------------------------------------------------------------- pgbouncer
+
+# url_decode S: S with its %XX escapes decoded.
+url_decode() {
+	local s=${1//\\/\\\\}
+	printf '%b' "${s//%/\\x}"
+}
+
+# parse_pg_url URL: sets U_USER U_PASS U_HOST U_PORT from a postgres:// URL
+# of the form user[:password]@host[:port]/db[?...].
+parse_pg_url() {
+	local re='^postgres(ql)?://([^:@/]+)(:([^@/]*))?@([^:/?]+)(:([0-9]+))?/[^/?#]+'
+	[[ $1 =~ $re ]] || return 1
+	U_USER=$(url_decode "${BASH_REMATCH[2]}")
+	U_PASS=$(url_decode "${BASH_REMATCH[4]}")
+	U_HOST=${BASH_REMATCH[5]}
+	U_PORT=${BASH_REMATCH[7]:-5432}
+}
+
+# pgb_ready URL PORT: PgBouncer answers on PORT: a query through it to the
+# server when psql is at hand, else an open TCP port.
+pgb_ready() {
+	local psql
+	psql=$(command -v psql 2>/dev/null || true)
+	if [ -z "$psql" ] && [ -f "$STATE/pg/bindir" ]; then
+		psql=$(pg_tool "$(cat "$STATE/pg/bindir")" psql 2>/dev/null || true)
+	fi
+	if [ -n "$psql" ]; then
+		"$psql" -X -q -At -c 'select 1' "$1" >/dev/null 2>&1
+	else
+		(exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null
+	fi
+}
+
+# start_pgbouncer PGURL: PgBouncer in transaction pooling mode in front of
+# the server of PGURL; sets PGB_URL (PGURL with PgBouncer's address) on
+# success; returns 1 if unavailable (non-CI).
+start_pgbouncer() {
+	local pgurl=$1 t0 bin dir runas="" port attempt ok pid version deadline q
+	t0=$(now)
+	if ! parse_pg_url "$pgurl"; then
+		unavailable PgBouncer "cannot read the user, host and port of the PostgreSQL URL"
+		return 1
+	fi
+	bin=$(find_first pgbouncer) || bin=""
+	if [ -z "$bin" ]; then
+		if [ "$IS_ROOT" = 1 ]; then
+			apt_install pgbouncer || {
+				unavailable PgBouncer "apt-get install pgbouncer failed"
+				return 1
+			}
+			t0=$(now)
+			bin=$(find_first pgbouncer) || {
+				unavailable PgBouncer "no pgbouncer binary found after installing pgbouncer"
+				return 1
+			}
+		else
+			unavailable PgBouncer "no pgbouncer binary (install the pgbouncer package, or run as root to have $PROG install it)"
+			return 1
+		fi
+	fi
+	version=$("$bin" --version 2>/dev/null | awk 'NR == 1 { print $NF }')
+
+	dir=$STATE/pgb
+	mkdir -p "$dir"
+	if [ "$IS_ROOT" = 1 ]; then
+		# pgbouncer refuses to run as root
+		runas=postgres
+		id -u "$runas" >/dev/null 2>&1 || {
+			unavailable PgBouncer "running as root but there is no '$runas' user to run pgbouncer as"
+			return 1
+		}
+	fi
+	# Clients log in as the server's user with its password; PgBouncer
+	# checks them against this file and logs in to the server with the same.
+	printf '"%s" "%s"\n' "${U_USER//\"/\"\"}" "${U_PASS//\"/\"\"}" >"$dir/userlist.txt"
+	chmod 600 "$dir/userlist.txt"
+
+	ok=0
+	for attempt in 1 2 3; do
+		port=$(free_port)
+		# Only the start-up parameter lib/pq-style clients add is ignored;
+		# any other (search_path, plan_cache_mode) is refused loudly, since
+		# PgBouncer could not keep it per client.
+		cat >"$dir/pgbouncer.ini" <<-INI
+			; wharf scripts/testdb.sh
+			[databases]
+			* = host=$U_HOST port=$U_PORT
+
+			[pgbouncer]
+			listen_addr = 127.0.0.1
+			listen_port = $port
+			unix_socket_dir =
+			pool_mode = transaction
+			auth_type = scram-sha-256
+			auth_file = $dir/userlist.txt
+			admin_users = $U_USER
+			max_client_conn = 2000
+			default_pool_size = 40
+			server_idle_timeout = 30
+			ignore_startup_parameters = extra_float_digits
+			logfile = $dir/pgbouncer.log
+			pidfile = $dir/pgbouncer.pid
+			log_connections = 0
+			log_disconnections = 0
+		INI
+		[ -n "$runas" ] && chown -R "$runas" "$dir"
+		chmod 700 "$dir"
+		rm -f "$dir/pgbouncer.pid"
+		q=$(printf '%s\n' "$pgurl" | sed -E "s#^(postgres(ql)?://[^@/]*@)[^/]*/#\\1127.0.0.1:$port/#")
+		deadline=$((SECONDS + TIMEOUT))
+		# -d: in the background, with the pidfile and logfile of the config
+		if ! run_as "$runas" "$bin" -d -q "$dir/pgbouncer.ini" >>"$dir/start.log" 2>&1; then
+			echo "testdb: pgbouncer -d exited with an error" >>"$dir/start.log"
+			deadline=0
+		fi
+		while :; do
+			pid=$(head -n 1 "$dir/pgbouncer.pid" 2>/dev/null || true)
+			if [[ $pid =~ ^[0-9]+$ ]] && pgb_ready "$q" "$port"; then
+				ok=1
+				break
+			fi
+			if [[ $pid =~ ^[0-9]+$ ]] && ! pid_alive "$pid"; then
+				echo "testdb: pgbouncer exited during start-up" >>"$dir/start.log"
+				break
+			fi
+			if [ "$SECONDS" -ge "$deadline" ]; then
+				[ "$deadline" = 0 ] || echo "testdb: pgbouncer not ready after ${TIMEOUT}s" >>"$dir/start.log"
+				break
+			fi
+			sleep 0.1
+		done
+		[ "$ok" = 1 ] && break
+		stop_pgbouncer "$STATE"
+		grep -qi 'address already in use' "$dir/pgbouncer.log" "$dir/start.log" 2>/dev/null || break
+		log "pgbouncer: port $port taken, retrying ($attempt)"
+	done
+	if [ "$ok" != 1 ]; then
+		tail_log "$dir/start.log" "$dir/pgbouncer.log"
+		stop_pgbouncer "$STATE"
+		PGB_URL=""
+		unavailable PgBouncer "pgbouncer did not start (see log above)"
+		return 1
+	fi
+	PGB_URL=$q
+	log "pgbouncer ${version:-?} (transaction pooling) listening on 127.0.0.1:$port in front of $U_HOST:$U_PORT (started in $(elapsed "$t0"))"
+}
+
+stop_pgbouncer() {
+	local dir=$1/pgb pid
+	[ -f "$dir/pgbouncer.pid" ] || return 0
+	pid=$(head -n 1 "$dir/pgbouncer.pid" 2>/dev/null || true)
+	[[ $pid =~ ^[0-9]+$ ]] && pid_alive "$pid" || return 0
+	[ "$(cat "/proc/$pid/comm" 2>/dev/null || true)" = pgbouncer ] || return 0
+	# SIGTERM: immediate shutdown (SIGINT would wait for clients to leave)
+	kill -TERM "$pid" 2>/dev/null || true
+	wait_pid_gone "$pid" 10 && return 0
+	log "pgbouncer did not stop, killing pid $pid"
+	kill -KILL "$pid" 2>/dev/null || true
+	wait_pid_gone "$pid" 10 || true
+}
+
 # ---------------------------------------------------------------- mariadb
 
 find_first() { # find_first NAME...: first executable found on PATH or in sbin
@@ -518,6 +689,7 @@ stop_dir() {
 	local d=$1
 	[ -n "$d" ] && [ -d "$d" ] || return 0
 	[ -e "$d/$MARKER" ] || die "$d is not a $PROG state directory (no $MARKER)"
+	stop_pgbouncer "$d" || true
 	stop_postgres "$d" || true
 	stop_mysql "$d" || true
 	rm -rf -- "$d"
@@ -543,10 +715,12 @@ make_state() {
 	chmod 711 "$STATE"
 }
 
-# start_servers WANT_PG WANT_MY: fills PG_URL / MY_URL (empty when skipped).
+# start_servers WANT_PG WANT_PGB WANT_MY: fills PG_URL / PGB_URL / MY_URL
+# (empty when skipped).
 start_servers() {
-	local want_pg=$1 want_my=$2
+	local want_pg=$1 want_pgb=$2 want_my=$3
 	PG_URL=""
+	PGB_URL=""
 	MY_URL=""
 	if [ "$want_pg" = 1 ]; then
 		if [ -n "${WHARF_TEST_POSTGRES_URL:-}" ]; then
@@ -554,6 +728,16 @@ start_servers() {
 			PG_URL=$WHARF_TEST_POSTGRES_URL
 		else
 			start_postgres || true
+		fi
+	fi
+	if [ "$want_pgb" = 1 ]; then
+		if [ -n "${WHARF_TEST_PGBOUNCER_URL:-}" ]; then
+			log "pgbouncer: using WHARF_TEST_PGBOUNCER_URL from the environment"
+			PGB_URL=$WHARF_TEST_PGBOUNCER_URL
+		elif [ -n "$PG_URL" ]; then
+			start_pgbouncer "$PG_URL" || true
+		else
+			unavailable PgBouncer "no PostgreSQL server to put it in front of"
 		fi
 	fi
 	if [ "$want_my" = 1 ]; then
@@ -604,10 +788,12 @@ cmd=${1:-}
 case "$cmd" in
 run | start)
 	want_pg=0
+	want_pgb=0
 	want_my=0
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--postgres | --pg) want_pg=1 ;;
+		--pgbouncer) want_pg=1 want_pgb=1 ;;
 		--mysql | --mariadb) want_my=1 ;;
 		--)
 			shift
@@ -621,10 +807,11 @@ run | start)
 	done
 	if [ "$want_pg" = 0 ] && [ "$want_my" = 0 ]; then
 		want_pg=1
+		want_pgb=1
 		want_my=1
 	fi
 	if [ "$cmd" = run ] && [ $# = 0 ]; then
-		die "run: no command given (usage: $PROG run [--postgres] [--mysql] -- CMD [ARGS...])"
+		die "run: no command given (usage: $PROG run [--postgres] [--pgbouncer] [--mysql] -- CMD [ARGS...])"
 	fi
 	if [ "$cmd" = start ] && [ $# != 0 ]; then
 		die "start: unexpected arguments: $*"
@@ -634,18 +821,20 @@ run | start)
 	trap 'exit 130' INT
 	trap 'exit 143' TERM HUP
 	make_state
-	start_servers "$want_pg" "$want_my"
+	start_servers "$want_pg" "$want_pgb" "$want_my"
 
 	if [ "$cmd" = run ]; then
 		if [ -n "$PG_URL" ]; then export WHARF_TEST_POSTGRES_URL=$PG_URL; else unset WHARF_TEST_POSTGRES_URL; fi
+		if [ -n "$PGB_URL" ]; then export WHARF_TEST_PGBOUNCER_URL=$PGB_URL; else unset WHARF_TEST_PGBOUNCER_URL; fi
 		if [ -n "$MY_URL" ]; then export WHARF_TEST_MYSQL_URL=$MY_URL; else unset WHARF_TEST_MYSQL_URL; fi
 		run_cmd "$@"
 	fi
 
 	# start
 	[ -n "$PG_URL" ] && printf "export WHARF_TEST_POSTGRES_URL='%s'\n" "$PG_URL"
+	[ -n "$PGB_URL" ] && printf "export WHARF_TEST_PGBOUNCER_URL='%s'\n" "$PGB_URL"
 	[ -n "$MY_URL" ] && printf "export WHARF_TEST_MYSQL_URL='%s'\n" "$MY_URL"
-	if [ -d "$STATE/pg/data" ] || [ -d "$STATE/my/data" ]; then
+	if [ -d "$STATE/pg/data" ] || [ -d "$STATE/my/data" ] || [ -f "$STATE/pgb/pgbouncer.pid" ]; then
 		KEEP=1
 		printf '# state in %s; stop with: %s stop %s\n' "$STATE" "$0" "$STATE"
 	fi

@@ -1,8 +1,10 @@
 // Package testdb gives tests the URL of a real database server.
 //
-// scripts/testdb.sh starts throwaway PostgreSQL and MariaDB servers and
-// exports WHARF_TEST_POSTGRES_URL and WHARF_TEST_MYSQL_URL; a developer with
-// their own server sets the variables instead. When a variable is missing the
+// scripts/testdb.sh starts throwaway PostgreSQL and MariaDB servers, and
+// PgBouncer in transaction pooling mode in front of the PostgreSQL server,
+// and exports WHARF_TEST_POSTGRES_URL, WHARF_TEST_MYSQL_URL and
+// WHARF_TEST_PGBOUNCER_URL; a developer with their own servers sets the
+// variables instead. When a variable is missing the
 // test is skipped with a loud notice, except under CI=true, where a missing
 // database fails the test: CI must exercise every dialect.
 package testdb
@@ -19,6 +21,11 @@ import (
 const (
 	PostgresEnv = "WHARF_TEST_POSTGRES_URL"
 	MySQLEnv    = "WHARF_TEST_MYSQL_URL"
+	// PgBouncerEnv is the URL of a transaction-pooling proxy in front of
+	// the server of PostgresEnv. It forwards any database name to that
+	// server, so a test reaches a database it created on the server by
+	// replacing the URL's path.
+	PgBouncerEnv = "WHARF_TEST_PGBOUNCER_URL"
 )
 
 var noticeOnce sync.Map

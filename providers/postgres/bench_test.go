@@ -45,7 +45,7 @@ const (
 	rawTable   = "raw_outbox"      // the baseline's, same DDL
 )
 
-// benchEnv is one benchmark's schema, with a wharf handle and a raw one.
+// benchEnv is one benchmark's database, with a wharf handle and a raw one.
 type benchEnv struct {
 	ctx context.Context
 	drv *wharf.Driver // wharf: postgres.Open
@@ -55,7 +55,7 @@ type benchEnv struct {
 
 func newBenchEnv(b *testing.B) *benchEnv {
 	b.Helper()
-	_, u := newSchema(b)
+	u := newDatabase(b, direct).url
 	drv := openDriver(b, u, wharf.Options{Outbox: wharf.OutboxOptions{TableName: benchTable}})
 	require.NoError(b, drv.Migrate(context.Background()))
 	// The baseline's table: the same DDL, created by a driver of its own.

@@ -83,8 +83,12 @@ func requireEmptyOutbox(t *testing.T, db bun.IDB, table string) {
 // held by two live claims.
 func TestConcurrentClaimersDeliverExactlyOnce(t *testing.T) {
 	t.Parallel()
+	eachRoute(t, testConcurrentClaimersDeliverExactlyOnce)
+}
+
+func testConcurrentClaimersDeliverExactlyOnce(t *testing.T, r route) {
 	const total, workers, batch = 10_000, 8, 10
-	drv := migratedDriver(t)
+	drv := routeMigrated(t, r)
 	db, ob := drv.DB(), drv.Outbox()
 	ids := seedMessages(t, ob, total)
 
@@ -144,7 +148,7 @@ func TestConcurrentClaimersDeliverExactlyOnce(t *testing.T) {
 // Environment of the helper process that TestClaimersInSeparateProcesses
 // starts.
 const (
-	helperEnvURL    = "WHARF_PG_HELPER_URL"    // server URL with the test's search_path
+	helperEnvURL    = "WHARF_PG_HELPER_URL"    // URL of the test's database, directly or through PgBouncer
 	helperEnvOut    = "WHARF_PG_HELPER_OUT"    // file to write completed IDs to, one per line
 	helperEnvWorker = "WHARF_PG_HELPER_WORKER" // process number, for messages
 )
@@ -198,12 +202,17 @@ func TestHelperProcess(t *testing.T) {
 // TestClaimersInSeparateProcesses drains 10,000 messages from one table with
 // three OS processes of four claimers each: across the processes every
 // message is delivered exactly once, on its first attempt, and the table
-// ends empty.
+// ends empty. Through PgBouncer the processes share the pooler's server
+// connections.
 func TestClaimersInSeparateProcesses(t *testing.T) {
 	t.Parallel()
+	eachRoute(t, testClaimersInSeparateProcesses)
+}
+
+func testClaimersInSeparateProcesses(t *testing.T, r route) {
 	const total, processes = 10_000, 3
-	_, schemaURL := newSchema(t)
-	drv := openDriver(t, schemaURL, wharf.Options{})
+	dbURL := newDatabase(t, r).url
+	drv := openDriver(t, dbURL, wharf.Options{})
 	require.NoError(t, drv.Migrate(context.Background()))
 	db, ob := drv.DB(), drv.Outbox()
 	ids := seedMessages(t, ob, total)
@@ -214,7 +223,7 @@ func TestClaimersInSeparateProcesses(t *testing.T) {
 	for p := range processes {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1", "-test.v=false")
 		cmd.Env = append(os.Environ(),
-			helperEnvURL+"="+schemaURL,
+			helperEnvURL+"="+dbURL,
 			helperEnvOut+"="+filepath.Join(dir, fmt.Sprintf("worker-%d.txt", p)),
 			helperEnvWorker+"="+strconv.Itoa(p),
 		)

@@ -30,13 +30,26 @@ const (
 	// listenPingTimeout bounds the ping of a silent connection; a server
 	// that does not answer within it is given up and reconnected to.
 	listenPingTimeout = 10 * time.Second
+	// listenProbeTimeout is how long the probe notification may take to
+	// come back once sent; a server delivers it at once.
+	listenProbeTimeout = 2 * time.Second
 )
+
+// errNotificationsUnavailable is matched by Listen's error when a
+// notification sent through the pool did not reach the LISTEN connection:
+// the relays of other processes can then only poll.
+var errNotificationsUnavailable = errors.New("postgres: notifications cannot arrive")
 
 // Listen LISTENs on NotifyChannel(table) over one dedicated connection per
 // driver (settings from Options.Listen.URL, or copied from the pool), shared
-// by all the channels it hands out. The first call opens it and returns
-// once listening, so every Enqueue committed after it returns is signalled;
-// later calls join it and return at once. When the connection is lost it
+// by all the channels it hands out. The first call opens it, checks that a
+// notification sent through the pool comes back on it (see probe), and
+// returns once listening, so every Enqueue committed after it returns is
+// signalled; later calls join it and return at once. When the probe does
+// not come back, Listen returns an error matching
+// errNotificationsUnavailable that names the likely cause and the fix, and
+// every later call of the driver returns a nil channel at once: the
+// database cannot tell, so relays poll. When the connection is lost it
 // reconnects with backoff, logging each failure, and sends one value on
 // every channel after reconnecting, since notifications may have been
 // missed. A channel is closed when its ctx is done, and the connection
@@ -46,6 +59,9 @@ func (d *pgDialect) Listen(ctx context.Context, q *outboxsql.Queries) (<-chan st
 	h := d.hub
 	h.start.Lock()
 	defer h.start.Unlock()
+	if h.unavailable {
+		return nil, nil // reported once, by the call whose probe failed
+	}
 	ch := make(chan struct{}, 1)
 	if h.join(ctx, ch) {
 		return ch, nil
@@ -68,6 +84,17 @@ func (d *pgDialect) Listen(ctx context.Context, q *outboxsql.Queries) (<-chan st
 	if err != nil {
 		return nil, err
 	}
+	woken, err := d.probe(ctx, l, conn)
+	if err != nil {
+		closeConn(conn)
+		if errors.Is(err, errNotificationsUnavailable) {
+			h.unavailable = true
+		}
+		return nil, err
+	}
+	if woken {
+		outboxsql.Signal(ch) // a producer's notification came first
+	}
 	// The connection outlives the call that opened it: it ends with its last
 	// channel, not with this ctx (whose values it keeps for logging).
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -83,11 +110,13 @@ func (d *pgDialect) Listen(ctx context.Context, q *outboxsql.Queries) (<-chan st
 // listenHub shares the LISTEN connection of an outbox among its
 // Notifications channels.
 type listenHub struct {
-	start sync.Mutex // serialises Notifications calls, so one connection is opened at a time
-	mu    sync.Mutex // guards the fields below
-	subs  map[chan struct{}]struct{}
-	stop  context.CancelFunc // ends the running listener; nil when none runs
-	done  chan struct{}      // closed when the last started listener has ended
+	start       sync.Mutex // serialises Notifications calls, so one connection is opened at a time
+	unavailable bool       // under start: a probe did not come back, so later calls return no channel
+
+	mu   sync.Mutex // guards the fields below
+	subs map[chan struct{}]struct{}
+	stop context.CancelFunc // ends the running listener; nil when none runs
+	done chan struct{}      // closed when the last started listener has ended
 }
 
 func newListenHub() *listenHub {
@@ -233,6 +262,49 @@ func poolConfig(ctx context.Context, pool *sql.DB) (*pgx.ConnConfig, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// probePrefix starts the payload of a probe notification.
+const probePrefix = "wharf-probe:"
+
+// probe sends a notification on the listener's channel through the pool,
+// the path producers take, and waits up to listenProbeTimeout for it on
+// conn. A transaction-pooling proxy (PgBouncer in transaction mode) lets
+// LISTEN succeed on whatever server connection it lands on, then hands that
+// connection to other clients: notifications never reach conn. So does a
+// Listen.URL that reaches another database than the pool. woken reports
+// that other notifications (a producer's) arrived first. A failed probe is
+// an error matching errNotificationsUnavailable that says why and what to
+// change; an error of the pool or of conn is returned as it is.
+func (d *pgDialect) probe(ctx context.Context, l *listener, conn *pgx.Conn) (woken bool, err error) {
+	payload := probePrefix + strconv.FormatUint(rand.Uint64(), 36)
+	if _, err := d.db.ExecContext(ctx, "SELECT pg_notify(?, ?)", l.channel, payload); err != nil {
+		return false, fmt.Errorf("postgres: send the probe notification through the pool: %w", TranslateError(err))
+	}
+	wctx, cancel := context.WithTimeout(ctx, listenProbeTimeout)
+	defer cancel()
+	for {
+		n, err := conn.WaitForNotification(wctx)
+		switch {
+		case err == nil && n.Payload == payload:
+			return woken, nil
+		case err == nil:
+			woken = true
+			continue
+		case ctx.Err() != nil:
+			return false, context.Cause(ctx)
+		case wctx.Err() == nil:
+			return false, &redactedError{msg: "wait for the probe notification on " + l.where() + ": " + err.Error(), err: err, secrets: l.secrets}
+		}
+		cause := "the likely cause is a transaction-pooling proxy such as PgBouncer (pool_mode = transaction) between the pool and PostgreSQL, where LISTEN does not keep its server connection: " +
+			"set wharf.Options.Listen.URL to a URL of the PostgreSQL server itself (same database, not through the proxy)"
+		if d.listen.URL != "" {
+			cause = "wharf.Options.Listen.URL must reach the pool's database on the PostgreSQL server itself: " +
+				"it goes through a transaction-pooling proxy such as PgBouncer, or to another database"
+		}
+		return false, fmt.Errorf("%w: a probe notification sent through the pool on channel %q did not reach the LISTEN connection to %s within %v; %s; until then, relays find messages committed by other processes by polling",
+			errNotificationsUnavailable, l.channel, l.where(), listenProbeTimeout, cause)
+	}
 }
 
 // listener owns the LISTEN connection of a listenHub while it runs.

@@ -69,8 +69,8 @@ func msg(topic string) ports.OutboxMessage {
 	return ports.OutboxMessage{Topic: topic, Payload: json.RawMessage(`{}`)}
 }
 
-// notifyFixture is a fresh schema with an outbox table of a unique name, so
-// that its notification channel is the test's alone.
+// notifyFixture is a fresh database with an outbox table of a unique name,
+// so that its notification channel is the test's alone.
 //
 // Every driver wakes its own outbox's listeners in this process as soon as
 // it commits messages; only PostgreSQL's notifications wake the others. So
@@ -79,26 +79,48 @@ func msg(topic string) ports.OutboxMessage {
 // them through LISTEN/NOTIFY alone, as another process's would.
 type notifyFixture struct {
 	ctx      context.Context
-	db       *bun.DB
+	db       *bun.DB // the producer's pool, through the fixture's route
+	name     string  // the database's name
+	server   string  // its URL on the server directly
+	route    route
 	table    string
 	producer *wharf.Driver
 }
 
+// newNotifyFixture is routeNotifyFixture on the server directly.
 func newNotifyFixture(t *testing.T) *notifyFixture {
 	t.Helper()
+	return routeNotifyFixture(t, direct)
+}
+
+// routeNotifyFixture makes a fixture whose pool reaches the server through
+// r.
+func routeNotifyFixture(t *testing.T, r route) *notifyFixture {
+	t.Helper()
 	table := randomName("nt_")
-	producer := newTestDriver(t, wharf.Options{Outbox: wharf.OutboxOptions{TableName: table}})
-	f := &notifyFixture{ctx: context.Background(), db: producer.DB(), table: table, producer: producer}
-	require.NoError(t, producer.Migrate(f.ctx))
+	d := newDatabase(t, r)
+	f := &notifyFixture{ctx: context.Background(), name: d.name, server: d.server, route: r, table: table}
+	f.producer = openDriver(t, d.url, f.listenVia(wharf.Options{Outbox: wharf.OutboxOptions{TableName: table}}))
+	f.db = f.producer.DB()
+	require.NoError(t, f.producer.Migrate(f.ctx))
 	return f
 }
 
-// driver returns another driver on the fixture's pool and table, closed
-// when the test ends.
+// listenVia sets Options.Listen.URL to the server itself when the pool goes
+// through PgBouncer and opts name no other.
+func (f *notifyFixture) listenVia(opts wharf.Options) wharf.Options {
+	if f.route == pgbouncer && opts.Listen.URL == "" {
+		opts.Listen.URL = f.server
+	}
+	return opts
+}
+
+// driver returns another driver on the fixture's pool and table (listening
+// as listenVia says), closed when the test ends.
 func (f *notifyFixture) driver(t *testing.T, opts wharf.Options) *wharf.Driver {
 	t.Helper()
 	opts.Outbox.TableName = f.table
-	return newDriver(t, f.db, opts)
+	return newDriver(t, f.db, f.listenVia(opts))
 }
 
 // outbox is the outbox of a new driver (see driver).
@@ -190,10 +212,16 @@ func TestNotifyChannel(t *testing.T) {
 
 // TestNotificationsFollowCommits: the producer's commits reach another
 // driver's listener through PostgreSQL, whichever way they were made; a
-// rollback, or a transaction not yet committed, notifies nobody.
+// rollback, or a transaction not yet committed, notifies nobody. Through
+// PgBouncer the producer's pool goes through the proxy and the listener
+// reaches the server directly (Options.Listen.URL).
 func TestNotificationsFollowCommits(t *testing.T) {
 	t.Parallel()
-	f := newNotifyFixture(t)
+	eachRoute(t, testNotificationsFollowCommits)
+}
+
+func testNotificationsFollowCommits(t *testing.T, r route) {
+	f := routeNotifyFixture(t, r)
 	listener := f.outbox(t, wharf.Options{})
 	ch, _ := listen(t, listener)
 
@@ -235,10 +263,14 @@ func TestNotificationsFollowCommits(t *testing.T) {
 // number of messages, with the call's distinct topics as payload.
 func TestEnqueueSendsOneNotificationPerCall(t *testing.T) {
 	t.Parallel()
-	f := newNotifyFixture(t)
+	eachRoute(t, testEnqueueSendsOneNotificationPerCall)
+}
+
+func testEnqueueSendsOneNotificationPerCall(t *testing.T, r route) {
+	f := routeNotifyFixture(t, r)
 	ob := f.producer.Outbox()
 	channel := postgres.NotifyChannel(f.table)
-	conn, err := pgx.Connect(f.ctx, baseURL(t))
+	conn, err := pgx.Connect(f.ctx, f.server)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close(context.Background()) })
 	_, err = conn.Exec(f.ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize())
@@ -351,7 +383,7 @@ func TestNotificationsRetryWithBackoffAndNeverLogThePassword(t *testing.T) {
 		t.Skipf("cannot create a role on this server (needs CREATEROLE): %v", err)
 	}
 	t.Cleanup(func() { _, _ = admin.ExecContext(context.Background(), "DROP ROLE "+role) })
-	u, err := url.Parse(baseURL(t))
+	u, err := url.Parse(f.server)
 	require.NoError(t, err)
 	u.User = url.UserPassword(role, password)
 
@@ -479,7 +511,7 @@ func TestNotificationsOfABoundOutboxOrAForeignPool(t *testing.T) {
 		requireWake(t, ch, "the driver's own commit wakes it")
 	})
 	t.Run("ForeignPoolWithAURL", func(t *testing.T) {
-		drv := newDriver(t, foreignPool(t, f.db), wharf.Options{Outbox: wharf.OutboxOptions{TableName: f.table}, Listen: wharf.ListenOptions{URL: baseURL(t)}})
+		drv := newDriver(t, foreignPool(t, f.db), wharf.Options{Outbox: wharf.OutboxOptions{TableName: f.table}, Listen: wharf.ListenOptions{URL: f.server}})
 		ch, _ := listen(t, drv.Bind(tx).Outbox)
 		f.enqueue(t)
 		requireWake(t, ch, "the explicit URL reaches the same database")

@@ -24,6 +24,7 @@ import (
 	"github.com/wharf-go/wharf/internal/check"
 	"github.com/wharf-go/wharf/internal/outboxsql"
 	"github.com/wharf-go/wharf/internal/sqlbase"
+	"github.com/wharf-go/wharf/internal/testdb"
 	"github.com/wharf-go/wharf/ports"
 	"github.com/wharf-go/wharf/providers/postgres"
 )
@@ -207,8 +208,12 @@ func TestTranslateError(t *testing.T) {
 
 func TestTranslateErrorOfRealServerErrors(t *testing.T) {
 	t.Parallel()
+	eachRoute(t, testTranslateErrorOfRealServerErrors)
+}
+
+func testTranslateErrorOfRealServerErrors(t *testing.T, r route) {
 	ctx := context.Background()
-	db := newTestDB(t)
+	db := routeDB(t, r)
 	_, err := db.ExecContext(ctx, "CREATE TABLE u (id INTEGER PRIMARY KEY, name TEXT UNIQUE)")
 	require.NoError(t, err)
 	_, err = db.ExecContext(ctx, "INSERT INTO u (id, name) VALUES (1, 'a')")
@@ -238,8 +243,12 @@ func TestTranslateErrorOfRealServerErrors(t *testing.T) {
 // retryable ports.ErrDeadlock.
 func TestRealDeadlockIsClassified(t *testing.T) {
 	t.Parallel()
+	eachRoute(t, testRealDeadlockIsClassified)
+}
+
+func testRealDeadlockIsClassified(t *testing.T, r route) {
 	ctx := context.Background()
-	db := newTestDB(t)
+	db := routeDB(t, r)
 	_, err := db.ExecContext(ctx, "CREATE TABLE d (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
 	require.NoError(t, err)
 	_, err = db.ExecContext(ctx, "INSERT INTO d (id, n) VALUES (1, 0), (2, 0)")
@@ -292,8 +301,12 @@ func TestRealDeadlockIsClassified(t *testing.T) {
 // unit of work re-runs it with a fresh snapshot and both succeed.
 func TestUnitOfWorkRetriesRealSerializationFailure(t *testing.T) {
 	t.Parallel()
+	eachRoute(t, testUnitOfWorkRetriesRealSerializationFailure)
+}
+
+func testUnitOfWorkRetriesRealSerializationFailure(t *testing.T, r route) {
 	ctx := context.Background()
-	drv := newTestDriver(t, wharf.Options{})
+	drv := routeDriver(t, r, wharf.Options{})
 	db := drv.DB()
 	_, err := db.ExecContext(ctx, "CREATE TABLE ledger (n INTEGER PRIMARY KEY)")
 	require.NoError(t, err)
@@ -339,8 +352,12 @@ func txDB(tx wharf.Tx) (bun.IDB, error) { return tx.DB, nil }
 
 func TestUnitOfWorkHonoursTxOptions(t *testing.T) {
 	t.Parallel()
+	eachRoute(t, testUnitOfWorkHonoursTxOptions)
+}
+
+func testUnitOfWorkHonoursTxOptions(t *testing.T, r route) {
 	ctx := context.Background()
-	drv := newTestDriver(t, wharf.Options{})
+	drv := routeDriver(t, r, wharf.Options{})
 	db := drv.DB()
 	_, err := db.ExecContext(ctx, "CREATE TABLE items (id INTEGER PRIMARY KEY)")
 	require.NoError(t, err)
@@ -397,8 +414,12 @@ func TestUnitOfWorkHonoursTxOptions(t *testing.T) {
 // the unit of work's retry then replays the result.
 func TestIdempotencyUnderRepeatableRead(t *testing.T) {
 	t.Parallel()
+	eachRoute(t, testIdempotencyUnderRepeatableRead)
+}
+
+func testIdempotencyUnderRepeatableRead(t *testing.T, r route) {
 	ctx := context.Background()
-	drv := migratedDriver(t)
+	drv := routeMigrated(t, r)
 	store := drv.Idempotency()
 	req := ports.ReserveRequest{IdempotencyKey: ports.IdempotencyKey{Namespace: "orders.create", Key: "k-1"}, Fingerprint: "fp"}
 
@@ -447,14 +468,20 @@ func TestIdempotencyUnderRepeatableRead(t *testing.T) {
 // on the connection's search_path.
 func TestSchemaQualifiedTables(t *testing.T) {
 	t.Parallel()
+	eachRoute(t, testSchemaQualifiedTables)
+}
+
+func testSchemaQualifiedTables(t *testing.T, rt route) {
 	ctx := context.Background()
-	other, _ := newSchema(t)
+	other := "other"
 	outboxTable, idemTable := other+".outbox_messages", other+".idem_records"
-	drv := newTestDriver(t, wharf.Options{ // search_path is another, empty schema
+	drv := routeDriver(t, rt, wharf.Options{ // search_path is public, which stays empty
 		Outbox:      wharf.OutboxOptions{TableName: outboxTable},
 		Idempotency: wharf.IdempotencyOptions{TableName: idemTable},
 	})
 	db := drv.DB()
+	_, err := db.ExecContext(ctx, "CREATE SCHEMA "+other)
+	require.NoError(t, err)
 	require.NoError(t, drv.Migrate(ctx))
 	require.NoError(t, drv.Migrate(ctx), "Migrate is idempotent")
 	require.NoError(t, drv.CheckSchema(ctx))
@@ -546,8 +573,12 @@ func TestClaimUsesTheClaimIndex(t *testing.T) {
 // next ones at once.
 func TestClaimLocksOnlyWhatItClaims(t *testing.T) {
 	t.Parallel()
+	eachRoute(t, testClaimLocksOnlyWhatItClaims)
+}
+
+func testClaimLocksOnlyWhatItClaims(t *testing.T, r route) {
 	ctx := context.Background()
-	drv := migratedDriver(t)
+	drv := routeMigrated(t, r)
 	db, ob := drv.DB(), drv.Outbox()
 	msgs := make([]ports.OutboxMessage, 30)
 	for i := range msgs {
@@ -585,8 +616,12 @@ func claimIDs(msgs []ports.ClaimedMessage) []string {
 // EXISTS can fail with a unique violation in the catalog.
 func TestMigrateConcurrently(t *testing.T) {
 	t.Parallel()
+	eachRoute(t, testMigrateConcurrently)
+}
+
+func testMigrateConcurrently(t *testing.T, r route) {
 	ctx := context.Background()
-	drv := newTestDriver(t, wharf.Options{})
+	drv := routeDriver(t, r, wharf.Options{})
 	const n = 6
 	start := make(chan struct{})
 	errs := make(chan error, n)
@@ -606,8 +641,12 @@ func TestMigrateConcurrently(t *testing.T) {
 // exist) and checks that the first was rolled back with it.
 func TestMigrateIsAllOrNothing(t *testing.T) {
 	t.Parallel()
+	eachRoute(t, testMigrateIsAllOrNothing)
+}
+
+func testMigrateIsAllOrNothing(t *testing.T, r route) {
 	ctx := context.Background()
-	drv := newTestDriver(t, wharf.Options{
+	drv := routeDriver(t, r, wharf.Options{
 		Idempotency: wharf.IdempotencyOptions{TableName: "no_such_schema.idem"},
 	})
 	db := drv.DB()
@@ -720,18 +759,20 @@ func TestOpen(t *testing.T) {
 	})
 	t.Run("WharfOpenPicksPostgresByScheme", func(t *testing.T) {
 		t.Parallel()
-		base := baseURL(t)
-		_, rest, ok := strings.Cut(base, "://")
-		require.True(t, ok, "a URL: %s", base)
-		for _, scheme := range []string{"postgres", "postgresql"} {
-			drv, err := wharf.Open(ctx, scheme+"://"+rest, wharf.Options{Pool: wharf.PoolOptions{MaxOpenConns: 2}})
-			require.NoError(t, err, scheme)
-			require.Equal(t, "postgres", drv.Dialect(), scheme)
-			var one int
-			require.NoError(t, drv.DB().QueryRowContext(ctx, "SELECT 1").Scan(&one), scheme)
-			require.NoError(t, drv.Close())
-			require.Error(t, drv.DB().PingContext(ctx), "Close closes the pool Open opened")
-		}
+		eachRoute(t, func(t *testing.T, r route) {
+			base := testdb.URL(t, r.env)
+			_, rest, ok := strings.Cut(base, "://")
+			require.True(t, ok, "a URL: %s", base)
+			for _, scheme := range []string{"postgres", "postgresql"} {
+				drv, err := wharf.Open(ctx, scheme+"://"+rest, wharf.Options{Pool: wharf.PoolOptions{MaxOpenConns: 2}})
+				require.NoError(t, err, scheme)
+				require.Equal(t, "postgres", drv.Dialect(), scheme)
+				var one int
+				require.NoError(t, drv.DB().QueryRowContext(ctx, "SELECT 1").Scan(&one), scheme)
+				require.NoError(t, drv.Close())
+				require.Error(t, drv.DB().PingContext(ctx), "Close closes the pool Open opened")
+			}
+		})
 	})
 	t.Run("AppliesThePool", func(t *testing.T) {
 		t.Parallel()
@@ -762,7 +803,7 @@ func TestOpen(t *testing.T) {
 func TestLongestTableNamesGetDistinctIndexes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, u := newSchema(t)
+	u := newDatabase(t, direct).url
 	stem := strings.Repeat("t", check.MaxIdentifierLength-1)
 	type table struct {
 		name     string
@@ -788,12 +829,12 @@ func TestLongestTableNamesGetDistinctIndexes(t *testing.T) {
 			table{outbox, []string{"_claim_idx", "_key_idx"}},
 			table{idem, []string{"_expires_idx"}})
 	}
-	db := adminDB(t)
+	db := openDriver(t, u, wharf.Options{}).DB()
 	seen := map[string]string{} // index name -> its table
 	for _, tb := range tables {
 		rows, err := db.QueryContext(ctx, "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"+
 			" JOIN pg_class r ON r.oid = i.indrelid JOIN pg_namespace n ON n.oid = r.relnamespace"+
-			" WHERE n.nspname = $1 AND r.relname = $2 AND NOT i.indisprimary ORDER BY c.relname", schemaOf(t, u), tb.name)
+			" WHERE n.nspname = 'public' AND r.relname = ? AND NOT i.indisprimary ORDER BY c.relname", tb.name)
 		require.NoError(t, err)
 		var names []string
 		for rows.Next() {
@@ -821,25 +862,19 @@ func TestLongestTableNamesGetDistinctIndexes(t *testing.T) {
 	require.Len(t, seen, 6, "two outbox tables of two indexes, two idempotency tables of one")
 }
 
-// schemaOf returns the search_path of a URL made by newSchema.
-func schemaOf(t *testing.T, rawURL string) string {
-	t.Helper()
-	u, err := url.Parse(rawURL)
-	require.NoError(t, err)
-	s := u.Query().Get("search_path")
-	require.NotEmpty(t, s)
-	return s
-}
-
 // TestOptionsReachTheOutboxAndTheStore: the outbox's and the idempotency
 // store's options in wharf.Options reach them (PostgreSQL once had options
 // of its own that mirrored the shared ones): the table names, the default
 // MaxAttempts, the clock, and the idempotency TTL and lease.
 func TestOptionsReachTheOutboxAndTheStore(t *testing.T) {
 	t.Parallel()
+	eachRoute(t, testOptionsReachTheOutboxAndTheStore)
+}
+
+func testOptionsReachTheOutboxAndTheStore(t *testing.T, r route) {
 	ctx := context.Background()
 	now := time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC)
-	drv := newTestDriver(t, wharf.Options{
+	drv := routeDriver(t, r, wharf.Options{
 		Outbox:      wharf.OutboxOptions{TableName: "jobs", DefaultMaxAttempts: 7},
 		Idempotency: wharf.IdempotencyOptions{TableName: "keys", TTL: time.Hour, Lease: 2 * time.Minute},
 		Now:         func() time.Time { return now },
