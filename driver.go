@@ -15,6 +15,7 @@ import (
 	"github.com/wharf-go/wharf/internal/idemsql"
 	"github.com/wharf-go/wharf/internal/logging"
 	"github.com/wharf-go/wharf/internal/outboxsql"
+	"github.com/wharf-go/wharf/internal/querylog"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -27,9 +28,11 @@ type Outbox interface {
 	ports.OutboxNotifier
 }
 
-// Idempotency is a driver's idempotency store.
+// Idempotency is a driver's idempotency store and its admin interface
+// (stats, listing, purge of expired records; see Maintainer).
 type Idempotency interface {
 	ports.Idempotency
+	ports.IdempotencyAdmin
 }
 
 // Driver is wharf on one database: its outbox, its idempotency store, their
@@ -46,6 +49,9 @@ type Driver struct {
 	eventFn func(ports.Event) string
 	now     func() time.Time
 	log     *slog.Logger
+	hooks   core.Hooks
+	// versions is Options.Migrations.TableName.
+	versions string
 }
 
 // Open opens a pool on url, pings it and returns a driver that owns it
@@ -108,20 +114,35 @@ func NewDriver(db *bun.DB, opts Options) (*Driver, error) {
 
 func newDriver(e *dialect.Entry, db *bun.DB, opts Options) (*Driver, error) {
 	log := logging.OrDefault(opts.Logger)
+	if q := opts.QueryLog; q.Enabled {
+		qlog := log
+		if q.Logger != nil {
+			qlog = q.Logger
+		}
+		level := slog.LevelDebug
+		if q.Level != nil {
+			level = q.Level.Level()
+		}
+		db.AddQueryHook(querylog.New(querylog.Config{Logger: qlog, Dialect: e.Name, Level: level,
+			Slow: q.SlowThreshold, ShowParameters: q.ShowParameters, Translate: e.Translate}))
+	}
 	d, err := e.New(db, dialect.Config{Logger: log, Listen: opts.listen()})
 	if err != nil {
 		return nil, fmt.Errorf("wharf: %s driver: %w", e.Name, err)
 	}
 	ob, err := outboxsql.New(db, outboxsql.Config{
 		TableName: opts.Outbox.TableName, Now: opts.Now, DefaultMaxAttempts: opts.Outbox.DefaultMaxAttempts, Logger: log,
+		Dialect: e.Name, Hooks: opts.Hooks,
 	}, d)
 	if err == nil {
 		var idem *idemsql.Store
 		idem, err = idemsql.New(db, idemsql.Config{
 			TableName: opts.Idempotency.TableName, Now: opts.Now, TTL: opts.Idempotency.TTL, Lease: opts.Idempotency.Lease, Logger: log,
+			Dialect: e.Name, Hooks: opts.Hooks,
 		}, d)
 		if err == nil {
-			return &Driver{db: db, name: e.Name, d: d, outbox: ob, idem: idem, eventFn: opts.EventKey, now: opts.Now, log: log}, nil
+			return &Driver{db: db, name: e.Name, d: d, outbox: ob, idem: idem, eventFn: opts.EventKey, now: opts.Now, log: log,
+				hooks: opts.Hooks, versions: opts.Migrations.TableName}, nil
 		}
 	}
 	return nil, errors.Join(fmt.Errorf("wharf: %s driver: %w", e.Name, err), d.Close())
@@ -186,37 +207,10 @@ func (drv *Driver) bind(db bun.IDB, afterCommit ports.EventRecorder) (Tx, *outbo
 	return Tx{DB: db, Outbox: ob, Idempotency: drv.idem.WithDB(db), Events: rec, AfterCommit: afterCommit}, ob
 }
 
-// SetupStatements returns the CREATE statements Migrate runs, for
-// applications that keep their own migrations. They are idempotent (IF NOT
-// EXISTS where the dialect has it).
-func (drv *Driver) SetupStatements() []string {
-	return append(drv.outbox.Setup(), drv.idem.Setup()...)
-}
-
-// Migrate creates the outbox and idempotency tables and their indexes if
-// they do not exist. It is safe to run on every start, from several
-// processes at once (they are serialised), and runs all or none where the
-// database runs DDL in transactions (PostgreSQL, SQLite; MySQL commits each
-// CREATE on its own).
-func (drv *Driver) Migrate(ctx context.Context) error {
-	if err := drv.d.Migrate(ctx, drv.db, drv.SetupStatements()); err != nil {
-		return fmt.Errorf("wharf: %s migrate: %w", drv.name, drv.d.Translate(err))
-	}
-	return nil
-}
-
-// CheckSchema reports whether every table and index the driver needs
-// exists; the error names what is missing (run Migrate to create it).
-func (drv *Driver) CheckSchema(ctx context.Context) error {
-	if err := drv.d.CheckSchema(ctx, drv.db, drv.outbox.Queries(), drv.idem.Names()); err != nil {
-		return fmt.Errorf("wharf: %s schema: %w", drv.name, err)
-	}
-	return nil
-}
-
 // Close stops the driver's own connections and goroutines (the
 // notification listener) and, when Open opened the pool, closes it.
 func (drv *Driver) Close() error {
+	drv.outbox.Close()
 	err := drv.d.Close()
 	if drv.owned {
 		err = errors.Join(err, drv.db.Close())

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/wharf-go/wharf/core"
 	"github.com/wharf-go/wharf/internal/check"
 	"github.com/wharf-go/wharf/internal/dialect"
 	"github.com/wharf-go/wharf/internal/outboxsql"
@@ -18,6 +19,8 @@ type Options struct {
 	Outbox OutboxOptions
 	// Idempotency configures the idempotency table.
 	Idempotency IdempotencyOptions
+	// Migrations configures the schema version table (see Driver.Migrate).
+	Migrations MigrationOptions
 	// Pool configures the connection pool that Open opens. NewDriver leaves
 	// the pool it is given as it is.
 	Pool PoolOptions
@@ -37,6 +40,15 @@ type Options struct {
 	// Logger receives the driver's logs (never query parameters or
 	// payloads); nil means slog.Default at warn level and above.
 	Logger *slog.Logger
+	// QueryLog, when enabled, logs every statement of the pool (the
+	// application's own too) through slog; parameter values are redacted
+	// unless QueryLog.ShowParameters is set.
+	QueryLog QueryLogOptions
+	// Hooks observe units of work, enqueues, claims and reservations for
+	// instrumentation (see core.Hooks and the otelwharf module); Enqueue
+	// writes the trace context into each message's headers through
+	// Hooks.Inject. Give relays the same Hooks.
+	Hooks core.Hooks
 }
 
 // OutboxOptions configure the outbox. The zero value means the defaults.
@@ -161,7 +173,7 @@ func (o *Options) validate() error {
 	case o.Outbox.DefaultMaxAttempts < 0:
 		return check.Invalidf("Outbox.DefaultMaxAttempts %d is negative; use 0 for the default", o.Outbox.DefaultMaxAttempts)
 	}
-	return nil
+	return o.Migrations.validate(o)
 }
 
 func (o *Options) listen() dialect.Listen {
@@ -173,6 +185,32 @@ func (o *Options) listen() dialect.Listen {
 		l.PingInterval = DefaultListenPingInterval
 	}
 	return l
+}
+
+// QueryLogOptions configure the query log: a bun query hook on the pool
+// that logs each statement with its duration, rows affected, parameter
+// count, the wharf component and operation that ran it ("port", e.g.
+// "outbox.claim"; "application" for the application's own), the dialect,
+// and a failed statement's error with its class ("retryable", "conflict",
+// "lock", "canceled", "timeout", "error"). Parameter values never appear,
+// in the SQL text either (bun interpolates them: the text is logged with
+// placeholders, or with every literal replaced by "?"), unless
+// ShowParameters is set.
+type QueryLogOptions struct {
+	// Enabled switches the query log on.
+	Enabled bool
+	// Logger receives the records; nil means Options.Logger.
+	Logger *slog.Logger
+	// Level is the level of an ordinary statement's record; nil means
+	// slog.LevelDebug. Failed statements, and slow ones, are logged at warn
+	// level (or Level, if higher).
+	Level slog.Leveler
+	// SlowThreshold, when positive, logs statements that took at least
+	// this long at warn level.
+	SlowThreshold time.Duration
+	// ShowParameters logs statements with their values. For development
+	// only: values may be personal data or secrets.
+	ShowParameters bool
 }
 
 // How claims find their messages (the claim cursor, docs/architecture.md):

@@ -113,18 +113,30 @@ func (u *UnitOfWork[T]) Transaction(ctx context.Context, fn func(ctx context.Con
 	if st, ok := ctx.Value(u.key).(*txState[T]); ok {
 		return fn(ctx, st.ports) // join the outer transaction
 	}
+	ctx, end := u.drv.hooks.StartOp(ctx, func() core.Operation {
+		return core.Operation{Kind: core.OpTransaction, Dialect: u.drv.name}
+	})
+	e := core.End{Outcome: "rolled_back"}
+	defer func() { end(e) }()
 	var err error
 	for attempt := 1; ; attempt++ {
+		e.Attempts = attempt
 		var events []ports.Event
 		events, err = u.attempt(ctx, fn)
 		if err == nil {
-			return u.publish(ctx, events)
+			e.Outcome = "committed"
+			e.Err = u.publish(ctx, events)
+			return e.Err
 		}
 		if !errors.Is(err, ports.ErrRetryable) || attempt >= u.opts.MaxAttempts {
 			if attempt > 1 {
-				return fmt.Errorf("transaction failed after %d attempts: %w", attempt, err)
+				err = fmt.Errorf("transaction failed after %d attempts: %w", attempt, err)
 			}
+			e.Err = err
 			return err
+		}
+		if u.drv.hooks.Start != nil {
+			e.Retries = append(e.Retries, err)
 		}
 		u.opts.Logger.LogAttrs(ctx, slog.LevelDebug, "retrying transaction after a retryable conflict",
 			slog.Int("attempt", attempt), slog.String("error", err.Error()))

@@ -22,6 +22,9 @@ import (
 //     backoff, dead letters, permanent errors, unknown topics, panics, lease
 //     extension, graceful shutdown releasing claims, wake-ups, competing
 //     relays and the effectively-once wrappers.
+//   - Hooks: core.Hooks see every operation, the trace context travels from
+//     the enqueue to the handler, and the query log never shows parameter
+//     values unless asked to.
 func Run(t *testing.T, h Harness) {
 	t.Helper()
 	if h.NewDB == nil {
@@ -35,6 +38,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Concurrency", func(t *testing.T) { runGroup(t, h, concurrencyTests()) })
 	t.Run("Idempotency", func(t *testing.T) { runGroup(t, h, idempotencyTests()) })
 	t.Run("Relay", func(t *testing.T) { runGroup(t, h, relayTests()) })
+	t.Run("Hooks", func(t *testing.T) { runGroup(t, h, append(hookTests(), queryLogTests()...)) })
 }
 
 // outboxTests are the tests of the Outbox group: the port (outbox.go) and

@@ -36,6 +36,9 @@ type OutboxFilter struct {
 	// Topic and Key, when set, must match exactly.
 	Topic string
 	Key   string
+	// ID, when set, selects the message with this ID (none when it is not
+	// in the outbox).
+	ID string
 	// AfterID continues a listing after this ID (keyset pagination).
 	AfterID string
 	// Limit bounds the result; zero means 100, at most 1000.
@@ -73,6 +76,9 @@ type OutboxAdmin interface {
 	// and their last error kept. It returns how many were requeued.
 	Requeue(ctx context.Context, ids ...string) (int64, error)
 	// Purge deletes dead letters last updated before olderThan and returns how
-	// many. (Delivered messages leave the outbox at completion.)
+	// many, in bounded batches of one short statement each (never one long
+	// transaction, unless the outbox is bound to one); a cancelled ctx
+	// stops it between batches with the count so far. (Delivered messages
+	// leave the outbox at completion.)
 	Purge(ctx context.Context, olderThan time.Time) (int64, error)
 }

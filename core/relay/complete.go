@@ -196,9 +196,10 @@ func (p *pass) extendDue() {
 			// Another worker owns the message now: stop the handler and
 			// discard whatever it returns.
 			o := Observation{Outcome: OutcomeAbandoned, Err: err}
-			p.settleLocked(d, &o)
+			_, end := p.settleLocked(d, &o)
 			p.mu.Unlock()
 			d.cancel()
+			end()
 			p.emit(o)
 		default:
 			// A completing message's loss is reported by its Complete; other

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/wharf-go/wharf/core"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -105,12 +106,32 @@ func (p *pass) handle(d *delivery) {
 	err := d.ctx.Err()
 	var ran time.Duration
 	if err == nil {
+		ctx := p.observe(d)
 		start := time.Now()
-		err = p.call(d)
+		err = p.call(ctx, d)
 		ran = time.Since(start)
 	} // else lost or released before a worker took it: the handler never runs
 	d.cancel()
 	p.finish(d, err, ran)
+}
+
+// observe starts the Hooks' delivery of d (continuing the trace its
+// headers carry) and returns the handler's context.
+func (p *pass) observe(d *delivery) context.Context {
+	hooks := p.r.opts.Hooks
+	if hooks.Start == nil {
+		return d.ctx
+	}
+	ctx := d.ctx
+	if hooks.Extract != nil {
+		ctx = hooks.Extract(ctx, d.msg.Headers)
+	}
+	ctx, end := hooks.Start(ctx, core.Operation{Kind: core.OpDeliver, Topics: []string{d.msg.Topic},
+		MessageID: d.msg.ID, Attempt: d.msg.Attempts, CreatedAt: d.msg.CreatedAt})
+	p.mu.Lock()
+	d.end = end
+	p.mu.Unlock()
+	return ctx
 }
 
 // freeSlot frees the slot of a message its worker is done with.
@@ -122,8 +143,8 @@ func (p *pass) freeSlot() {
 	}
 }
 
-// call runs the handler, turning a panic into a *PanicError.
-func (p *pass) call(d *delivery) (err error) {
+// call runs the handler with ctx, turning a panic into a *PanicError.
+func (p *pass) call(ctx context.Context, d *delivery) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			pe := &PanicError{Value: v, Stack: debug.Stack()}
@@ -132,7 +153,7 @@ func (p *pass) call(d *delivery) (err error) {
 				append(msgAttrs(d.msg), slog.String("panic", pe.Error()), slog.String("stack", string(pe.Stack)))...)
 		}
 	}()
-	return d.route.h(d.ctx, d.msg)
+	return d.route.h(ctx, d.msg)
 }
 
 // finish records the outcome of a handler that returned err after running
@@ -204,18 +225,20 @@ func (p *pass) settle(d *delivery, o Outcome, herr, opErr error, at time.Time) {
 // the caller, the rest is filled in here.
 func (p *pass) report(d *delivery, o Observation) {
 	p.mu.Lock()
-	ok := p.settleLocked(d, &o)
+	ok, end := p.settleLocked(d, &o)
 	p.mu.Unlock()
 	if ok {
+		end()
 		p.emit(o)
 	}
 }
 
 // settleLocked marks d done, counts o and fills it in; it reports false when
-// d already had its outcome. The caller holds p.mu and emits o.
-func (p *pass) settleLocked(d *delivery, o *Observation) bool {
+// d already had its outcome. The caller holds p.mu, and after unlocking
+// calls end (which ends the Hooks' delivery) and emits o.
+func (p *pass) settleLocked(d *delivery, o *Observation) (ok bool, end func()) {
 	if d.state == stDone {
-		return false
+		return false, nothing
 	}
 	d.state = stDone
 	p.unlinkLocked(d)
@@ -232,8 +255,15 @@ func (p *pass) settleLocked(d *delivery, o *Observation) bool {
 		p.res.Released++
 	}
 	p.fillLocked(d, o)
-	return true
+	if d.end == nil {
+		return true, nothing
+	}
+	hookEnd, e := d.end, core.End{Outcome: string(o.Outcome), Err: o.Err, Duration: d.ran}
+	d.end = nil
+	return true, func() { hookEnd(e) }
 }
+
+func nothing() {}
 
 func (p *pass) fillLocked(d *delivery, o *Observation) {
 	o.Topic, o.Kind, o.MessageID, o.Attempt = d.msg.Topic, d.msg.Kind, d.msg.ID, d.msg.Attempts
@@ -308,6 +338,8 @@ func (p *pass) reportAll(ds []*delivery, ok Outcome, lost map[string]bool, lostA
 	if keepOK {
 		obs = make([]Observation, 0, len(ds))
 	}
+	var ends []func() // only with Hooks: the hot path allocates nothing more
+	hooked := p.r.opts.Hooks.Start != nil
 	p.mu.Lock()
 	for _, d := range ds {
 		o := Observation{Outcome: ok}
@@ -315,11 +347,18 @@ func (p *pass) reportAll(ds []*delivery, ok Outcome, lost map[string]bool, lostA
 		if lostAll || lost[d.msg.ID] {
 			o, keep = Observation{Outcome: OutcomeAbandoned, Err: lostErr}, keepLost
 		}
-		if p.settleLocked(d, &o) && keep {
+		settled, end := p.settleLocked(d, &o)
+		if settled && hooked {
+			ends = append(ends, end)
+		}
+		if settled && keep {
 			obs = append(obs, o)
 		}
 	}
 	p.mu.Unlock()
+	for _, end := range ends {
+		end()
+	}
 	for _, o := range obs {
 		p.emit(o)
 	}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wharf-go/wharf/core"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -55,6 +56,9 @@ type delivery struct {
 	// lockedUntil and extendAt are on the relay's clock.
 	lockedUntil time.Time
 	extendAt    time.Time
+	// end ends the Hooks' delivery of the message, once its outcome is
+	// known (nil without Hooks.Start, and once called).
+	end func(core.End)
 }
 
 // pass is one Run or Drain.

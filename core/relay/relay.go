@@ -178,6 +178,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Observer, when set, is told every outcome.
 	Observer Observer
+	// Hooks observe every delivery for instrumentation (see core.Hooks):
+	// the relay extracts the trace context of each message's headers and
+	// calls Hooks.Start before its handler, whose context is the one Start
+	// returns, and the end function once the message's outcome is recorded.
+	// Give relays the Hooks the driver has.
+	Hooks core.Hooks
 	// OnFailure, when set, is told every failed claim, completion, lease
 	// extension and release (which the relay retries itself), so that code
 	// can see an outage that the logs, rate-limited to one record per kind

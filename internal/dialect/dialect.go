@@ -20,6 +20,7 @@ import (
 
 	"github.com/wharf-go/wharf/internal/check"
 	"github.com/wharf-go/wharf/internal/idemsql"
+	"github.com/wharf-go/wharf/internal/migrations"
 	"github.com/wharf-go/wharf/internal/outboxsql"
 	"github.com/wharf-go/wharf/internal/sqlbase"
 )
@@ -29,9 +30,14 @@ import (
 type Dialect interface {
 	outboxsql.Dialect
 	idemsql.Dialect
-	// Migrate runs stmts, serialised between processes, all or none where
-	// the database runs DDL in transactions.
-	Migrate(ctx context.Context, db *bun.DB, stmts []string) error
+	// Migrate runs apply on one connection of db, serialised with every
+	// other Migrate of the database (from any process), in one transaction
+	// where the database runs DDL in transactions (apply's error rolls it
+	// back). apply gets the connection or transaction to run on.
+	Migrate(ctx context.Context, db *bun.DB, apply func(ctx context.Context, conn bun.IDB) error) error
+	// Migrations returns the dialect's versioned migrations (the set of
+	// its Entry).
+	Migrations() *migrations.Set
 	// CheckSchema reports a missing table or index of the outbox (q) or the
 	// idempotency store (idem), naming it.
 	CheckSchema(ctx context.Context, db bun.IDB, q *outboxsql.Queries, idem sqlbase.Names) error
@@ -81,6 +87,8 @@ type Entry struct {
 	Schemes []string
 	// Example is a sample URL for error messages.
 	Example string
+	// Translate classifies a driver error (as the dialect's Translate).
+	Translate func(err error) error
 	// Check validates url as this dialect's URL; its errors say what the
 	// URL must look like and never contain a password.
 	Check func(url string) error
@@ -89,6 +97,9 @@ type Entry struct {
 	// New builds the dialect of one driver on db; an invalid cfg is an
 	// error matching ports.ErrInvalidArgument.
 	New func(db *bun.DB, cfg Config) (Dialect, error)
+	// Migrations are the dialect's versioned migrations, which render and
+	// export without a database.
+	Migrations *migrations.Set
 }
 
 var registry struct {

@@ -1,6 +1,7 @@
-// Package idemsql is the idempotency store shared by every provider. A
-// Dialect, implemented by each provider, supplies the DDL, the
-// insert-or-ignore statement and the locking read.
+// Package idemsql is the idempotency store shared by every provider, and
+// its admin interface. A Dialect, implemented by each provider, supplies
+// the insert-or-ignore statement and the locking read (the DDL is in the
+// providers' migrations).
 package idemsql
 
 import (
@@ -16,6 +17,7 @@ import (
 
 	"github.com/wharf-go/wharf/core"
 	"github.com/wharf-go/wharf/internal/check"
+	"github.com/wharf-go/wharf/internal/querylog"
 	"github.com/wharf-go/wharf/internal/sqlbase"
 	"github.com/wharf-go/wharf/ports"
 )
@@ -38,9 +40,6 @@ const (
 // Dialect is a provider's idempotency strategy.
 type Dialect interface {
 	sqlbase.Dialect
-	// IdempotencySetup returns the idempotent CREATE statements of n's table
-	// and indexes.
-	IdempotencySetup(n sqlbase.Names) []string
 	// InsertIgnore renders an INSERT of one row into table (cols, values)
 	// that inserts nothing when the storage_key exists, and reports 1 row
 	// affected when it inserted and 0 when it did not.
@@ -65,6 +64,10 @@ type Config struct {
 	Lease time.Duration
 	// Logger must not be nil.
 	Logger *slog.Logger
+	// Dialect names the database for Hooks.
+	Dialect string
+	// Hooks observe Reserve.
+	Hooks core.Hooks
 }
 
 // Store implements ports.Idempotency.
@@ -117,9 +120,6 @@ func New(db bun.IDB, cfg Config, d Dialect) (*Store, error) {
 	}}, nil
 }
 
-// Setup returns the store's CREATE statements.
-func (s *Store) Setup() []string { return s.d.IdempotencySetup(s.n) }
-
 // Names returns the table's names.
 func (s *Store) Names() sqlbase.Names { return s.n }
 
@@ -137,6 +137,21 @@ func (s *Store) wrap(op string, err error) error {
 
 // Reserve implements ports.Idempotency.
 func (s *Store) Reserve(ctx context.Context, req ports.ReserveRequest) (ports.Reservation, error) {
+	ctx, end := s.cfg.Hooks.StartOp(ctx, func() core.Operation {
+		return core.Operation{Kind: core.OpReserve, Dialect: s.cfg.Dialect, Table: s.n.Raw, Namespace: req.Namespace}
+	})
+	res, err := s.reserve(ctx, req)
+	e := core.End{Err: err}
+	if err == nil {
+		e.Outcome = res.Status.String()
+	}
+	end(e)
+	return res, err
+}
+
+// reserve is Reserve once observed.
+func (s *Store) reserve(ctx context.Context, req ports.ReserveRequest) (ports.Reservation, error) {
+	ctx = querylog.WithPort(ctx, "idempotency.reserve")
 	scopeKey, err := validateKey(req.IdempotencyKey)
 	if err != nil {
 		return ports.Reservation{}, fmt.Errorf("idempotency reserve: %w", err)
@@ -254,6 +269,7 @@ func (s *Store) Fail(ctx context.Context, r ports.Reservation) error {
 }
 
 func (s *Store) mutate(ctx context.Context, action string, r ports.Reservation, query string, args ...any) error {
+	ctx = querylog.WithPort(ctx, "idempotency."+action)
 	mutErr := &ports.IdempotencyMutationError{Action: action, Namespace: r.Namespace, Key: r.Key, ScopeKey: r.ScopeKey}
 	if r.Token == "" || r.Status != ports.Reserved {
 		return mutErr

@@ -3,6 +3,7 @@ package outboxsql
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strings"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/wharf-go/wharf/core"
 	"github.com/wharf-go/wharf/internal/check"
+	"github.com/wharf-go/wharf/internal/querylog"
 	"github.com/wharf-go/wharf/internal/sqlbase"
 	"github.com/wharf-go/wharf/ports"
 )
@@ -55,6 +57,9 @@ func (o *Outbox) List(ctx context.Context, f ports.OutboxFilter) ([]ports.Outbox
 	if f.Status != "" {
 		add("status = ?", string(f.Status))
 	}
+	if f.ID != "" {
+		add("id = ?", f.ID)
+	}
 	if f.Topic != "" {
 		add("topic = ?", f.Topic)
 	}
@@ -98,15 +103,60 @@ func (o *Outbox) Requeue(ctx context.Context, ids ...string) (int64, error) {
 	return n, err
 }
 
-// Purge implements ports.OutboxAdmin.
+// DefaultPurgeBatch bounds the dead letters one purge statement deletes.
+const DefaultPurgeBatch = 1000
+
+// Purge implements ports.OutboxAdmin: PurgeBatch until no batch is full.
 func (o *Outbox) Purge(ctx context.Context, olderThan time.Time) (int64, error) {
-	if olderThan.IsZero() {
-		return 0, check.Invalidf("outbox purge: zero olderThan; pass the cut-off time")
+	var total int64
+	for {
+		n, more, err := o.PurgeBatch(ctx, olderThan, DefaultPurgeBatch)
+		total += n
+		if err != nil || !more {
+			return total, err
+		}
+		if err := ctx.Err(); err != nil {
+			return total, fmt.Errorf("outbox purge: stopped after %d dead letters: %w", total, err)
+		}
 	}
-	return o.exec(ctx, "purge", "DELETE FROM "+o.q.n.Table+" WHERE status = 'dead' AND updated_at < ?", core.FormatTime(olderThan))
+}
+
+// PurgeBatch deletes up to limit dead letters last updated before
+// olderThan and reports how many, and whether there may be more (the batch
+// was full). It reads their IDs first, then deletes them by primary key,
+// checking status and updated_at again, so that it locks only the rows it
+// deletes (no range of an index) and leaves a message requeued meanwhile.
+func (o *Outbox) PurgeBatch(ctx context.Context, olderThan time.Time, limit int) (n int64, more bool, err error) {
+	switch {
+	case olderThan.IsZero():
+		return 0, false, check.Invalidf("outbox purge: zero olderThan; pass the cut-off time")
+	case limit <= 0:
+		return 0, false, check.Invalidf("outbox purge: batch size %d must be positive", limit)
+	}
+	cut := core.FormatTime(olderThan)
+	t := o.q.n.Table
+	rows, err := o.db.QueryContext(querylog.WithPort(ctx, "outbox.purge"),
+		"SELECT id FROM "+t+" WHERE status = 'dead' AND updated_at < ? LIMIT ?", cut, limit)
+	if err != nil {
+		return 0, false, o.wrap("purge", err)
+	}
+	ids, err := ScanIDList(rows)
+	if err != nil || len(ids) == 0 {
+		return 0, false, o.wrapIf("purge", err)
+	}
+	n, err = o.exec(ctx, "purge", "DELETE FROM "+t+" WHERE id IN (?) AND status = 'dead' AND updated_at < ?", bun.In(ids), cut)
+	return n, len(ids) == limit, err
+}
+
+func (o *Outbox) wrapIf(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return o.wrap(op, err)
 }
 
 func (o *Outbox) exec(ctx context.Context, op, q string, args ...any) (int64, error) {
+	ctx = querylog.WithPort(ctx, "outbox."+op)
 	ctx, leave, err := o.gate.EnterFor(ctx, "outbox", op)
 	if err != nil {
 		return 0, err

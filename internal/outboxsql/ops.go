@@ -7,6 +7,7 @@ import (
 
 	"github.com/wharf-go/wharf/core"
 	"github.com/wharf-go/wharf/internal/check"
+	"github.com/wharf-go/wharf/internal/querylog"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -49,6 +50,7 @@ func (o *Outbox) settle(ctx context.Context, op string, claims []ports.Claim, re
 	if err != nil {
 		return err
 	}
+	ctx = querylog.WithPort(ctx, "outbox."+op)
 	s.Release = release
 	if release {
 		s.Now = core.FormatTime(o.now())
@@ -78,6 +80,7 @@ func (o *Outbox) single(ctx context.Context, op string, claim ports.Claim, frees
 	if claim.ID == "" || claim.Token == "" {
 		return fmt.Errorf("outbox %s: %w", op, check.Invalidf("claim has an empty ID or Token; pass ClaimedMessage.Claim()"))
 	}
+	ctx = querylog.WithPort(ctx, "outbox."+op)
 	ctx, leave, err := o.gate.EnterFor(ctx, "outbox", op)
 	if err != nil {
 		return err
@@ -125,6 +128,7 @@ func (o *Outbox) Extend(ctx context.Context, claim ports.Claim, lease time.Durat
 	if err := o.single(ctx, "extend", claim, nil, o.q.extend, core.FormatTime(until), core.FormatTime(now)); err != nil {
 		return time.Time{}, err
 	}
+	o.cur.extended(claim.ID, until)
 	return until, nil
 }
 

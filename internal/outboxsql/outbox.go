@@ -1,8 +1,8 @@
 // Package outboxsql is the outbox shared by every provider: validation,
 // enqueue, retry, dead letters, extension, admin queries and row scanning
 // are written once here; a Dialect, implemented by each provider, supplies
-// the claim, the settlement of Complete and Release, the insert, the DDL
-// and the notifications that differ.
+// the claim, the settlement of Complete and Release, the insert and the
+// notifications that differ (the DDL is in the providers' migrations).
 package outboxsql
 
 import (
@@ -21,6 +21,7 @@ import (
 
 	"github.com/wharf-go/wharf/core"
 	"github.com/wharf-go/wharf/internal/check"
+	"github.com/wharf-go/wharf/internal/querylog"
 	"github.com/wharf-go/wharf/internal/sqlbase"
 	"github.com/wharf-go/wharf/ports"
 )
@@ -37,9 +38,6 @@ const (
 // Dialect is a provider's outbox strategy.
 type Dialect interface {
 	sqlbase.Dialect
-	// OutboxSetup returns the idempotent CREATE statements of q's table and
-	// indexes.
-	OutboxSetup(q *Queries) []string
 	// Claim claims messages as ports.Outbox.Claim describes and returns the
 	// rows it changed: claimed messages and messages it dead-lettered
 	// (status dead) because their lease expired on the final attempt.
@@ -53,6 +51,10 @@ type Dialect interface {
 	Insert(ctx context.Context, db bun.IDB, q *Queries, rows [][]any, topics []string) error
 	// MaxInsertRows bounds the rows of one Insert (0: no bound).
 	MaxInsertRows() int
+	// Behind returns the available_at of the first claimable message before
+	// before, in claim order (see Queries.Behind), read without locks; ""
+	// when there is none.
+	Behind(ctx context.Context, db bun.IDB, q *Queries, p ClaimParams, before string) (string, error)
 	// Listen returns a channel that receives a value after other processes
 	// committed messages to q's table, or a nil channel when the database
 	// cannot tell (see ports.OutboxNotifier for the contract).
@@ -70,6 +72,11 @@ type Config struct {
 	DefaultMaxAttempts int
 	// Logger must not be nil.
 	Logger *slog.Logger
+	// Dialect names the database for Hooks.
+	Dialect string
+	// Hooks observe Enqueue and Claim, and inject the trace context into
+	// enqueued messages' headers.
+	Hooks core.Hooks
 }
 
 // Outbox is the shared implementation of ports.Outbox, ports.OutboxAdmin
@@ -123,9 +130,6 @@ func (o *Outbox) Enqueued() bool { return o.enqueued != nil && o.enqueued.Load()
 // Queries returns the outbox's SQL texts and names.
 func (o *Outbox) Queries() *Queries { return o.q }
 
-// Setup returns the outbox's CREATE statements.
-func (o *Outbox) Setup() []string { return o.dialect.OutboxSetup(o.q) }
-
 func (o *Outbox) now() time.Time { return core.Clock(o.cfg.Now).Now() }
 
 func (o *Outbox) wrap(op string, err error) error {
@@ -139,12 +143,30 @@ func (o *Outbox) Enqueue(ctx context.Context, msgs ...ports.OutboxMessage) ([]st
 	if len(msgs) == 0 {
 		return nil, nil
 	}
+	ctx, end := o.cfg.Hooks.StartOp(ctx, func() core.Operation {
+		op := core.Operation{Kind: core.OpEnqueue, Dialect: o.cfg.Dialect, Table: o.q.n.Raw, Count: len(msgs), Topics: make([]string, len(msgs))}
+		for i, m := range msgs {
+			op.Topics[i] = m.Topic
+		}
+		return op
+	})
+	ids, err := o.enqueue(ctx, msgs)
+	end(core.End{Err: err})
+	return ids, err
+}
+
+// enqueue is Enqueue once observed.
+func (o *Outbox) enqueue(ctx context.Context, msgs []ports.OutboxMessage) ([]string, error) {
+	ctx = querylog.WithPort(ctx, "outbox.enqueue")
 	now := o.now()
 	nowS := core.FormatTime(now)
 	ids := make([]string, len(msgs))
 	rows := make([][]any, len(msgs))
 	topics := make([]string, 0, 1)
 	for i, m := range msgs {
+		if inject := o.cfg.Hooks.Inject; inject != nil {
+			m.Headers = injected(ctx, inject, m.Headers)
+		}
 		row, err := o.prepare(m, nowS)
 		if err != nil {
 			return nil, fmt.Errorf("outbox enqueue: message %d: %w", i, err)
@@ -190,6 +212,17 @@ func (o *Outbox) Enqueue(ctx context.Context, msgs ...ports.OutboxMessage) ([]st
 		o.Committed()
 	}
 	return ids, nil
+}
+
+// injected returns the headers of a message with the trace context of ctx
+// added; the message's own headers win.
+func injected(ctx context.Context, inject func(context.Context, map[string]string), own map[string]string) map[string]string {
+	h := make(map[string]string, len(own)+3)
+	inject(ctx, h)
+	for k, v := range own {
+		h[k] = v
+	}
+	return h
 }
 
 // insert writes rows in chunks of the dialect's MaxInsertRows on o's handle.
@@ -306,6 +339,17 @@ func (o *Outbox) Claim(ctx context.Context, opts ports.ClaimOptions) ([]ports.Cl
 	if opts.Lease <= 0 {
 		return nil, fmt.Errorf("outbox claim: %w", check.Invalidf("Lease %v must be positive", opts.Lease))
 	}
+	ctx, end := o.cfg.Hooks.StartOp(ctx, func() core.Operation {
+		return core.Operation{Kind: core.OpClaim, Dialect: o.cfg.Dialect, Table: o.q.n.Raw, Count: opts.Limit, Topics: opts.Topics}
+	})
+	msgs, err := o.claim(ctx, opts)
+	end(core.End{Err: err, Count: len(msgs)})
+	return msgs, err
+}
+
+// claim is Claim once observed.
+func (o *Outbox) claim(ctx context.Context, opts ports.ClaimOptions) ([]ports.ClaimedMessage, error) {
+	ctx = querylog.WithPort(ctx, "outbox.claim")
 	ctx, leave, err := o.gate.EnterFor(ctx, "outbox", "claim")
 	if err != nil {
 		return nil, err
@@ -313,7 +357,10 @@ func (o *Outbox) Claim(ctx context.Context, opts ports.ClaimOptions) ([]ports.Cl
 	defer leave()
 	now := o.now()
 	topics := topicsKey(opts.Topics)
-	from, full := o.cur.from(topics, now)
+	from, sweep, rewinds := o.cur.from(topics, now)
+	if sweep {
+		go o.sweep(topics, opts.Topics, now, from)
+	}
 	p := ClaimParams{
 		Now:         core.FormatTime(now),
 		LockedUntil: core.FormatTime(now.Add(opts.Lease)),
@@ -359,7 +406,7 @@ func (o *Outbox) Claim(ctx context.Context, opts ports.ClaimOptions) ([]ports.Cl
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	o.cur.claimed(topics, now, full, opts.Limit, msgs)
+	o.cur.claimed(topics, now, rewinds, opts.Limit, msgs)
 	if len(deadIDs) > 0 {
 		o.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "outbox messages dead-lettered: lease expired on final attempt",
 			slog.Int("count", len(deadIDs)), slog.String("first_id", deadIDs[0]))

@@ -169,7 +169,16 @@ func (s Settlement) Lost(applied map[string]struct{}) []string {
 // Messages whose lease expired on their final attempt are included so the
 // claim can dead-letter them. Arguments: Eligible's args.
 func (q *Queries) Eligible(p ClaimParams, hint, suffix string) (string, []any) {
-	return q.eligible(p, "c.id", hint, suffix, p.From)
+	return q.eligible(p, "c.id", hint, suffix, p.From, "")
+}
+
+// Behind returns the read-only query behind a claim cursor's sweep: the
+// available_at of the first claimable message before before (the claim's
+// From), in claim order. hint is as Eligible's. Arguments: Eligible's, with
+// before's after the lease bounds.
+func (q *Queries) Behind(p ClaimParams, hint, before string) (string, []any) {
+	p.Limit = 1
+	return q.eligible(p, "c.available_at", hint, "", "", before)
 }
 
 // EligibleRows is Eligible selecting cols (e.g. ClaimColumns) instead of
@@ -183,10 +192,10 @@ func (q *Queries) Eligible(p ClaimParams, hint, suffix string) (string, []any) {
 // under FOR UPDATE SKIP LOCKED such a scan waits for rows other claimers
 // hold instead of skipping them (claimers deadlocked with each other).
 func (q *Queries) EligibleRows(p ClaimParams, cols, hint, suffix, from string) (string, []any) {
-	return q.eligible(p, cols, hint, suffix, from)
+	return q.eligible(p, cols, hint, suffix, from, "")
 }
 
-func (q *Queries) eligible(p ClaimParams, cols, hint, suffix, from string) (string, []any) {
+func (q *Queries) eligible(p ClaimParams, cols, hint, suffix, from, before string) (string, []any) {
 	var b strings.Builder
 	t := q.n.Table
 	b.WriteString("SELECT " + cols + " FROM " + t + " AS c" + hint)
@@ -195,6 +204,10 @@ func (q *Queries) eligible(p ClaimParams, cols, hint, suffix, from string) (stri
 	if from != "" {
 		b.WriteString(" AND c.available_at >= ?")
 		args = append(args, from)
+	}
+	if before != "" {
+		b.WriteString(" AND c.available_at < ?")
+		args = append(args, before)
 	}
 	if len(p.Topics) > 0 {
 		b.WriteString(" AND c.topic IN (?)")

@@ -3,6 +3,7 @@ package outboxsql
 import (
 	"context"
 	"database/sql"
+	"errors"
 
 	"github.com/uptrace/bun"
 )
@@ -21,6 +22,17 @@ func SettleReturning(ctx context.Context, db bun.IDB, q *Queries, s Settlement) 
 		return nil, err
 	}
 	return s.Lost(done), nil
+}
+
+// QueryBehind runs q.Behind(p, hint, before) on db.
+func QueryBehind(ctx context.Context, db bun.IDB, q *Queries, p ClaimParams, hint, before string) (string, error) {
+	query, args := q.Behind(p, hint, before)
+	var pos string
+	err := db.QueryRowContext(ctx, query, args...).Scan(&pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return pos, err
 }
 
 // ScanIDSet reads a column of IDs into a set and closes rows.

@@ -107,8 +107,8 @@ type recordCounter struct {
 }
 
 func (c *recordCounter) Enabled(context.Context, slog.Level) bool { return true }
-func (c *recordCounter) WithAttrs([]slog.Attr) slog.Handler      { return c }
-func (c *recordCounter) WithGroup(string) slog.Handler           { return c }
+func (c *recordCounter) WithAttrs([]slog.Attr) slog.Handler       { return c }
+func (c *recordCounter) WithGroup(string) slog.Handler            { return c }
 func (c *recordCounter) Handle(_ context.Context, r slog.Record) error {
 	if r.Level < slog.LevelWarn {
 		return nil

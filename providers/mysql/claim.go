@@ -106,6 +106,12 @@ func headQuery(q *outboxsql.Queries, p outboxsql.ClaimParams) (string, []any) {
 	return query + " ORDER BY available_at, id LIMIT 1", args
 }
 
+// Behind reads the claim index, as the claim does, without locking
+// anything.
+func (*mysqlDialect) Behind(ctx context.Context, db bun.IDB, q *outboxsql.Queries, p outboxsql.ClaimParams, before string) (string, error) {
+	return outboxsql.QueryBehind(ctx, db, q, p, claimHint, before)
+}
+
 // Settle first tries the statement alone, in a transaction (a savepoint
 // when already in one), committed when it matched every claim, the usual
 // case. MySQL has no UPDATE or DELETE ... RETURNING, so when some claims

@@ -3,7 +3,10 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"errors"
+	"fmt"
+	"io/fs"
 	"log/slog"
 	"strings"
 
@@ -12,21 +15,24 @@ import (
 
 	"github.com/wharf-go/wharf/internal/check"
 	"github.com/wharf-go/wharf/internal/dialect"
+	"github.com/wharf-go/wharf/internal/migrations"
 	"github.com/wharf-go/wharf/internal/outboxsql"
 	"github.com/wharf-go/wharf/internal/sqlbase"
 )
 
 func init() {
 	dialect.Register(&dialect.Entry{
-		Name:    "mysql",
-		Bun:     bundialect.MySQL,
-		Schemes: []string{"mysql", "mariadb"},
-		Example: "mysql://user:password@localhost:3306/app",
-		Check:   func(url string) error { _, _, err := parseURL(url); return err },
-		Open:    openDB,
+		Name:      "mysql",
+		Bun:       bundialect.MySQL,
+		Schemes:   []string{"mysql", "mariadb"},
+		Example:   "mysql://user:password@localhost:3306/app",
+		Translate: TranslateError,
+		Check:     func(url string) error { _, _, err := parseURL(url); return err },
+		Open:      openDB,
 		New: func(_ *bun.DB, cfg dialect.Config) (dialect.Dialect, error) {
 			return &mysqlDialect{log: cfg.Logger}, nil
 		},
+		Migrations: migrationSet,
 	})
 }
 
@@ -80,88 +86,88 @@ func (*mysqlDialect) Insert(ctx context.Context, db bun.IDB, q *outboxsql.Querie
 	return outboxsql.InsertValues(ctx, db, q, rows)
 }
 
-// OutboxSetup: id, topic, ordering_key and claim_token are VARBINARY,
-// compared byte for byte (the order of Go's strings.Compare and of SQLite),
-// where the utf8mb4_bin collation would ignore trailing spaces ("k" = "k ").
-// 1020 bytes hold 255 characters of 4-byte UTF-8. The indexes are declared
-// inside CREATE TABLE: MySQL has no CREATE INDEX IF NOT EXISTS.
-func (*mysqlDialect) OutboxSetup(q *outboxsql.Queries) []string {
-	return []string{
-		"CREATE TABLE IF NOT EXISTS " + q.Names().Table + ` (
-	id VARBINARY(1020) NOT NULL,
-	kind VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-	topic VARBINARY(1020) NOT NULL,
-	ordering_key VARBINARY(1020) NULL,
-	payload LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-	headers LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
-	status VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-	attempts INT NOT NULL DEFAULT 0,
-	max_attempts INT NOT NULL,
-	available_at VARCHAR(27) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-	locked_until VARCHAR(27) CHARACTER SET ascii COLLATE ascii_bin NULL,
-	claim_token VARBINARY(1100) NULL,
-	last_error LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
-	created_at VARCHAR(27) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-	updated_at VARCHAR(27) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-	PRIMARY KEY (id),
-	INDEX ` + claimIndex + ` (status, available_at, id, locked_until),
-	INDEX ` + keyIndex + ` (ordering_key, status, id)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
-	}
+// migrationFiles are MySQL's and MariaDB's versioned migrations.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+var migrationSet = migrations.NewSet(&mysqlDialect{})
+
+func (*mysqlDialect) Migrations() *migrations.Set { return migrationSet }
+
+func (*mysqlDialect) MigrationFiles() fs.FS {
+	sub, _ := fs.Sub(migrationFiles, "migrations") // a constant, valid path
+	return sub
 }
 
-func (*mysqlDialect) IdempotencySetup(n sqlbase.Names) []string {
-	return []string{
-		"CREATE TABLE IF NOT EXISTS " + n.Table + ` (
-	storage_key VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-	namespace VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-	idem_key VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-	scope VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-	fingerprint VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-	status VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-	token VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-	result LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
-	locked_until VARCHAR(27) CHARACTER SET ascii COLLATE ascii_bin NULL,
-	expires_at VARCHAR(27) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-	created_at VARCHAR(27) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-	updated_at VARCHAR(27) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-	PRIMARY KEY (storage_key),
-	INDEX ` + expiresIndex + ` (expires_at)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+// NowSQL renders the current time in core.TimeFormat.
+func (*mysqlDialect) NowSQL() string { return `DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')` }
+
+// TransactionalDDL: MySQL commits each DDL statement on its own.
+func (*mysqlDialect) TransactionalDDL() bool { return false }
+
+func (*mysqlDialect) TableExists(ctx context.Context, db bun.IDB, n sqlbase.Names) (bool, error) {
+	schema, args := tableSchema(n)
+	var count int
+	err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = "+schema+" AND table_name = ?",
+		append(args, n.Base)...).Scan(&count)
+	return count > 0, err
+}
+
+// tableSchema returns the SQL of n's database (DATABASE() when n is
+// unqualified) and its arguments.
+func tableSchema(n sqlbase.Names) (string, []any) {
+	if i := len(n.Raw) - len(n.Base) - 1; i > 0 {
+		return "?", []any{n.Raw[:i]}
 	}
+	return "DATABASE()", nil
 }
 
 // migrateLock names the GET_LOCK lock that serialises concurrent
 // migrations of one server.
 const migrateLock = "wharf.migrate"
 
-// Migrate runs stmts one by one on one connection holding GET_LOCK, so
-// processes starting at once do not race. MySQL commits each CREATE on its
-// own; every statement is idempotent (IF NOT EXISTS), so a failure is
-// repaired by running Migrate again.
-func (*mysqlDialect) Migrate(ctx context.Context, db *bun.DB, stmts []string) error {
+// migrateLockWait is how long Migrate waits for another process's
+// migration (GET_LOCK), and migrateMetadataWait how long a migration's
+// statement waits for a table's metadata lock (lock_wait_timeout, a year
+// by default) before failing, to be run again, rather than queue every
+// later statement on the table behind it.
+const (
+	migrateLockWait     = 60
+	migrateMetadataWait = 30
+)
+
+// Migrate runs apply on one connection holding GET_LOCK, so that processes
+// starting at once wait for each other; it first refuses a pool opened
+// without the DSN's session settings (checkSession). MySQL commits each
+// DDL statement on its own, so a failure leaves the statements before it
+// applied: every migration's statements are safe to run again.
+func (*mysqlDialect) Migrate(ctx context.Context, db *bun.DB, apply func(context.Context, bun.IDB) error) error {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	var got sql.NullInt64
-	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 60)", migrateLock).Scan(&got); err != nil {
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, ?)", migrateLock, migrateLockWait).Scan(&got); err != nil {
 		return err
 	}
 	if got.Int64 != 1 {
-		return errors.New("another process holds the migration lock (GET_LOCK('" + migrateLock + "')) for more than 60s")
+		return fmt.Errorf("another process has held the migration lock (GET_LOCK('%s')) for more than %ds; run Migrate again when it is done", migrateLock, migrateLockWait)
 	}
 	defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK(?)", migrateLock) }()
 	if err := checkSession(ctx, conn); err != nil {
 		return err
 	}
-	for _, s := range stmts {
-		if _, err := conn.ExecContext(ctx, s); err != nil {
-			return err
-		}
+	var wait int64
+	if err := conn.QueryRowContext(ctx, "SELECT @@SESSION.lock_wait_timeout").Scan(&wait); err != nil {
+		return err
 	}
-	return nil
+	if _, err := conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = ?", min(wait, migrateMetadataWait)); err != nil {
+		return err
+	}
+	defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), "SET SESSION lock_wait_timeout = ?", wait) }()
+	return apply(ctx, conn)
 }
 
 // checkSession refuses a pool that was not opened as DSN opens one (a pool
@@ -201,11 +207,7 @@ func checkSession(ctx context.Context, conn bun.Conn) error {
 
 func (*mysqlDialect) CheckSchema(ctx context.Context, db bun.IDB, q *outboxsql.Queries, idem sqlbase.Names) error {
 	catalog := func(ctx context.Context, n sqlbase.Names) (bool, map[string]struct{}, error) {
-		schema := "DATABASE()"
-		args := []any{}
-		if i := len(n.Raw) - len(n.Base) - 1; i > 0 {
-			schema, args = "?", append(args, n.Raw[:i])
-		}
+		schema, args := tableSchema(n)
 		rows, err := db.QueryContext(ctx, "SELECT DISTINCT index_name FROM information_schema.statistics WHERE table_schema = "+schema+" AND table_name = ?",
 			append(args, n.Base)...)
 		if err != nil {

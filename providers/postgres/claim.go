@@ -32,6 +32,12 @@ func (*pgDialect) Claim(ctx context.Context, db bun.IDB, q *outboxsql.Queries, p
 	return outboxsql.ScanClaimed(rows, p)
 }
 
+// Behind reads the claim index in claim order, as the claim does, without
+// locking anything.
+func (*pgDialect) Behind(ctx context.Context, db bun.IDB, q *outboxsql.Queries, p outboxsql.ClaimParams, before string) (string, error) {
+	return outboxsql.QueryBehind(ctx, db, q, p, claimRowsHint, before)
+}
+
 func claimQuery(q *outboxsql.Queries, p outboxsql.ClaimParams, returning string) (string, []any) {
 	set, setArgs := q.ClaimSet(p, "? || id")
 	eligible, eligArgs := q.Eligible(p, claimRowsHint, " FOR UPDATE OF c SKIP LOCKED")

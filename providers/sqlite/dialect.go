@@ -3,25 +3,33 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
+	"embed"
 	"errors"
+	"fmt"
+	"io/fs"
 
 	"github.com/uptrace/bun"
 	bundialect "github.com/uptrace/bun/dialect"
 
 	"github.com/wharf-go/wharf/internal/dialect"
+	"github.com/wharf-go/wharf/internal/migrations"
 	"github.com/wharf-go/wharf/internal/outboxsql"
 	"github.com/wharf-go/wharf/internal/sqlbase"
 )
 
 func init() {
 	dialect.Register(&dialect.Entry{
-		Name:    "sqlite",
-		Bun:     bundialect.SQLite,
-		Schemes: []string{"file", "sqlite", "sqlite3"},
-		Example: "file:app.db",
-		Check:   func(url string) error { _, _, err := DSN(url); return err },
-		Open:    openDB,
-		New:     func(*bun.DB, dialect.Config) (dialect.Dialect, error) { return sqliteDialect{}, nil },
+		Name:      "sqlite",
+		Bun:       bundialect.SQLite,
+		Schemes:   []string{"file", "sqlite", "sqlite3"},
+		Example:   "file:app.db",
+		Translate: TranslateError,
+		Check:     func(url string) error { _, _, err := DSN(url); return err },
+		Open:      openDB,
+		New:       func(*bun.DB, dialect.Config) (dialect.Dialect, error) { return sqliteDialect{}, nil },
+
+		Migrations: migrationSet,
 	})
 }
 
@@ -54,56 +62,12 @@ func (sqliteDialect) Settle(ctx context.Context, db bun.IDB, q *outboxsql.Querie
 	return outboxsql.SettleReturning(ctx, db, q, s)
 }
 
-func (d sqliteDialect) OutboxSetup(q *outboxsql.Queries) []string {
-	n := q.Names()
-	return []string{
-		"CREATE TABLE IF NOT EXISTS " + n.Table + ` (
-	id TEXT NOT NULL PRIMARY KEY,
-	kind TEXT NOT NULL,
-	topic TEXT NOT NULL,
-	ordering_key TEXT,
-	payload TEXT NOT NULL,
-	headers TEXT,
-	status TEXT NOT NULL,
-	attempts INTEGER NOT NULL DEFAULT 0,
-	max_attempts INTEGER NOT NULL,
-	available_at TEXT NOT NULL,
-	locked_until TEXT,
-	claim_token TEXT,
-	last_error TEXT,
-	created_at TEXT NOT NULL,
-	updated_at TEXT NOT NULL
-)`,
-		// An index of an attached schema is named with the schema, and
-		// created on the bare table name.
-		"CREATE INDEX IF NOT EXISTS " + n.Schema + d.Quote(q.ClaimIndex()) + " ON " + d.Quote(n.Base) +
-			" (available_at, id) WHERE status = 'pending'",
-		"CREATE INDEX IF NOT EXISTS " + n.Schema + d.Quote(q.KeyIndex()) + " ON " + d.Quote(n.Base) +
-			" (ordering_key, id) WHERE status = 'pending' AND ordering_key IS NOT NULL",
-	}
-}
-
-func (d sqliteDialect) IdempotencySetup(n sqlbase.Names) []string {
-	return []string{
-		"CREATE TABLE IF NOT EXISTS " + n.Table + ` (
-	storage_key TEXT NOT NULL PRIMARY KEY,
-	namespace TEXT NOT NULL,
-	idem_key TEXT NOT NULL,
-	scope TEXT NOT NULL,
-	fingerprint TEXT NOT NULL,
-	status TEXT NOT NULL,
-	token TEXT NOT NULL,
-	result TEXT,
-	locked_until TEXT,
-	expires_at TEXT NOT NULL,
-	created_at TEXT NOT NULL,
-	updated_at TEXT NOT NULL
-)`,
-		"CREATE INDEX IF NOT EXISTS " + n.Schema + d.Quote(expiresIndex(n)) + " ON " + d.Quote(n.Base) + " (expires_at)",
-	}
-}
-
 func expiresIndex(n sqlbase.Names) string { return n.Index("_expires_idx") }
+
+// Behind reads the claim index in claim order, as the claim does.
+func (sqliteDialect) Behind(ctx context.Context, db bun.IDB, q *outboxsql.Queries, p outboxsql.ClaimParams, before string) (string, error) {
+	return outboxsql.QueryBehind(ctx, db, q, p, ` INDEXED BY "`+q.ClaimIndex()+`"`, before)
+}
 
 // Claim is one UPDATE ... WHERE id IN (eligible) RETURNING, the eligible
 // scan forced onto the claim index (after ANALYZE the planner may prefer a
@@ -125,36 +89,74 @@ func claimQuery(q *outboxsql.Queries, p outboxsql.ClaimParams) (string, []any) {
 		append(setArgs, eligArgs...)
 }
 
-// Migrate runs stmts in one transaction, behind the write gate: SQLite runs
-// DDL in transactions, and its write lock serialises processes.
-func (sqliteDialect) Migrate(ctx context.Context, db *bun.DB, stmts []string) error {
+// migrationFiles are SQLite's versioned migrations.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+var migrationSet = migrations.NewSet(sqliteDialect{})
+
+func (sqliteDialect) Migrations() *migrations.Set { return migrationSet }
+
+func (sqliteDialect) MigrationFiles() fs.FS {
+	sub, _ := fs.Sub(migrationFiles, "migrations") // a constant, valid path
+	return sub
+}
+
+// NowSQL renders the current time in core.TimeFormat (SQLite's %f has
+// milliseconds).
+func (sqliteDialect) NowSQL() string { return `strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z'` }
+
+func (sqliteDialect) TransactionalDDL() bool { return true }
+
+func (sqliteDialect) TableExists(ctx context.Context, db bun.IDB, n sqlbase.Names) (bool, error) {
+	var name string
+	err := db.QueryRowContext(ctx, "SELECT name FROM "+n.Schema+"sqlite_master WHERE type = 'table' AND name = ?", n.Base).Scan(&name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Migrate runs apply on one connection in a BEGIN IMMEDIATE transaction,
+// behind the write gate: SQLite runs DDL in transactions, and the write
+// lock that BEGIN IMMEDIATE takes at once (waiting up to the busy timeout)
+// serialises processes, whatever _txlock the pool was opened with.
+func (sqliteDialect) Migrate(ctx context.Context, db *bun.DB, apply func(context.Context, bun.IDB) error) error {
 	ctx, leave, err := gateOf(db).Enter(ctx)
 	if err != nil {
 		return err
 	}
 	defer leave()
-	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		for _, s := range stmts {
-			if _, err := tx.ExecContext(ctx, s); err != nil {
-				return err
-			}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	err = apply(ctx, conn)
+	if err == nil {
+		if _, err = conn.ExecContext(ctx, "COMMIT"); err == nil {
+			return nil
 		}
-		return nil
-	})
+	}
+	if _, rbErr := conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); rbErr != nil {
+		// The connection may still be in the transaction: discard it
+		// rather than hand it back to the pool.
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		return errors.Join(err, fmt.Errorf("roll back the migration: %w", rbErr))
+	}
+	return err
 }
 
 func (d sqliteDialect) CheckSchema(ctx context.Context, db bun.IDB, q *outboxsql.Queries, idem sqlbase.Names) error {
 	catalog := func(ctx context.Context, n sqlbase.Names) (bool, map[string]struct{}, error) {
-		master := n.Schema + "sqlite_master"
-		var name string
-		err := db.QueryRowContext(ctx, "SELECT name FROM "+master+" WHERE type = 'table' AND name = ?", n.Base).Scan(&name)
-		if errors.Is(err, sql.ErrNoRows) {
-			return false, nil, nil
-		}
-		if err != nil {
+		if exists, err := d.TableExists(ctx, db, n); err != nil || !exists {
 			return false, nil, err
 		}
-		rows, err := db.QueryContext(ctx, "SELECT name FROM "+master+" WHERE type = 'index' AND tbl_name = ?", n.Base)
+		rows, err := db.QueryContext(ctx, "SELECT name FROM "+n.Schema+"sqlite_master WHERE type = 'index' AND tbl_name = ?", n.Base)
 		if err != nil {
 			return false, nil, err
 		}

@@ -63,14 +63,54 @@ func openDB(ctx context.Context, rawURL string, cfg dialect.OpenConfig) (*bun.DB
 	dialect.ApplyPool(sqldb, pool)
 	if err := sqldb.PingContext(ctx); err != nil {
 		_ = sqldb.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", redactPath(rawURL), TranslateError(err))
+		return nil, &openError{msg: fmt.Sprintf("sqlite: open %s: %s", redactPath(rawURL), redactUserInfo(err.Error(), rawURL)), err: TranslateError(err)}
 	}
 	return bun.NewDB(sqldb, sqlitedialect.New()), nil
 }
 
+// openError is a failure to open whose text is scrubbed of the URL's user
+// info, with the cause still reachable for errors.Is and errors.As.
+type openError struct {
+	msg string
+	err error
+}
+
+func (e *openError) Error() string { return e.msg }
+func (e *openError) Unwrap() error { return e.err }
+
+// redactUserInfo removes from s the user info of rawURL (the text before
+// its last "@"), which SQLite's own errors may quote.
+func redactUserInfo(s, rawURL string) string {
+	at := strings.LastIndexByte(rawURL, '@')
+	if at < 0 {
+		return s
+	}
+	info := rawURL[:at]
+	if i := strings.LastIndex(info, "//"); i >= 0 {
+		info = info[i+2:]
+	} else if i := strings.IndexByte(info, ':'); i >= 0 {
+		info = info[i+1:]
+	}
+	if info == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, info, "(user info not shown)")
+}
+
+// redactPath renders a URL for messages: without its query, and without
+// a user and password if it has any (a URL meant for another database).
 func redactPath(u string) string {
 	if i := strings.IndexByte(u, '?'); i >= 0 {
-		return u[:i]
+		u = u[:i]
+	}
+	if at := strings.LastIndexByte(u, '@'); at >= 0 {
+		start := strings.Index(u, "://")
+		if start < 0 || start > at {
+			start = strings.IndexByte(u, ':')
+		} else {
+			start += 2
+		}
+		u = u[:start+1] + "(user info not shown)@" + u[at+1:]
 	}
 	return u
 }

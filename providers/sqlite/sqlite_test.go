@@ -307,3 +307,18 @@ func TestTranslateError(t *testing.T) {
 	require.Equal(t, plain, sqlite.TranslateError(plain))
 	require.NoError(t, sqlite.TranslateError(nil))
 }
+
+// TestOpenErrorsNeverRepeatAPassword: a URL with user info (meant for
+// another database, or mistyped) is never repeated whole.
+func TestOpenErrorsNeverRepeatAPassword(t *testing.T) {
+	t.Parallel()
+	for _, url := range []string{
+		"sqlite://app:s3cret@db.internal/x.db",
+		"file://app:s3cret@/nonexistent-dir/x.db",
+		"sqlite:app:s3cret@nowhere/x.db?mode=ro",
+	} {
+		_, err := sqlite.Open(t.Context(), url, wharf.Options{})
+		require.Error(t, err, url)
+		require.NotContains(t, err.Error(), "s3cret", url)
+	}
+}
