@@ -48,7 +48,7 @@ import (
 //   - The first claim of a topic set has no cursor yet: it scans from the
 //     start.
 const (
-	CursorWindow     = time.Second
+	CursorWindow     = 250 * time.Millisecond
 	FullScanInterval = time.Second
 	// maxHeld bounds the claimed messages whose positions the cursor
 	// remembers; past it, those whose leases ended are forgotten.

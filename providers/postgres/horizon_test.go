@@ -21,7 +21,7 @@ import (
 const horizonMessages = 50_000
 
 // claimCost delivers horizonMessages messages through a fresh outbox at
-// 500 a second of its clock, with the MVCC horizon pinned by an idle
+// 500 a second of its clock (50 every 100 ms), with the MVCC horizon pinned by an idle
 // transaction of another session when pinned, then enqueues a few more and
 // returns the buffers (shared hits and reads) that the next claim statement
 // touches: bounded by the claim cursor, as the outbox runs it between
@@ -43,13 +43,13 @@ func claimCost(t *testing.T, pinned bool) (bounded, rescan int64) {
 		t.Cleanup(func() { _ = pin.Rollback(); _ = conn.Close() })
 	}
 	ob := drv.Outbox()
-	msgs := make([]ports.OutboxMessage, 500)
+	msgs := make([]ports.OutboxMessage, 50)
 	for i := range msgs {
 		msgs[i] = ports.OutboxMessage{Topic: "h", Payload: json.RawMessage(`{}`)}
 	}
 	delivered := 0
 	for delivered < horizonMessages {
-		clock = clock.Add(time.Second)
+		clock = clock.Add(100 * time.Millisecond)
 		_, err := ob.Enqueue(ctx, msgs...)
 		require.NoError(t, err)
 		for {
@@ -66,8 +66,8 @@ func claimCost(t *testing.T, pinned bool) (bounded, rescan int64) {
 			delivered += len(got)
 		}
 	}
-	clock = clock.Add(time.Second)
-	_, err := ob.Enqueue(ctx, msgs[:100]...)
+	clock = clock.Add(100 * time.Millisecond)
+	_, err := ob.Enqueue(ctx, msgs...)
 	require.NoError(t, err)
 	now := core.FormatTime(clock)
 	p := outboxsql.ClaimParams{Now: now, LockedUntil: now, TokenPrefix: "x:", Limit: 100}
