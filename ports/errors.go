@@ -55,6 +55,12 @@ var (
 	// 55P03).
 	ErrLockNotAvailable = errors.New("lock not available")
 
+	// ErrNotificationsUnavailable: an outbox's notifications cannot tell
+	// this process about messages other processes commit (for example a
+	// LISTEN behind a transaction-pooling proxy), so relays must poll for
+	// them. See OutboxNotifier.
+	ErrNotificationsUnavailable = errors.New("outbox notifications from other processes unavailable")
+
 	// ErrUniqueViolation: an insert or update hit a unique constraint
 	// (PostgreSQL 23505, MySQL 1062, SQLITE_CONSTRAINT_UNIQUE/PRIMARYKEY).
 	ErrUniqueViolation = errors.New("unique constraint violation")

@@ -18,7 +18,10 @@ const FailureLogInterval = 5 * time.Second
 // Failure is a failed outbox operation of a relay, as reported to
 // Options.OnFailure. The relay retries every one of them itself.
 type Failure struct {
-	// Op is the operation: "claim", "complete", "extend" or "release".
+	// Op is the operation: "claim", "complete", "extend", "release", or
+	// "notify" when the outbox's notifications are unavailable (Err then
+	// matches ports.ErrNotificationsUnavailable when this process's commits
+	// still wake the relay).
 	Op string
 	// Messages is how many messages the operation was for (the claim's
 	// limit for a claim).

@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -181,7 +182,7 @@ func (o *memOutbox) state(id string) string {
 type notifyingOutbox struct{ *memOutbox }
 
 func (o notifyingOutbox) Notifications(ctx context.Context) (<-chan struct{}, error) {
-	if o.notifyErr != nil {
+	if o.notifyErr != nil && !errors.Is(o.notifyErr, ports.ErrNotificationsUnavailable) {
 		return nil, o.notifyErr
 	}
 	out := make(chan struct{}, 1)
@@ -199,5 +200,5 @@ func (o notifyingOutbox) Notifications(ctx context.Context) (<-chan struct{}, er
 			}
 		}
 	}()
-	return out, nil
+	return out, o.notifyErr // nil, or partly unavailable: the channel still works
 }

@@ -140,10 +140,18 @@ func (p *pass) run() error {
 		nctx, ncancel := context.WithCancel(p.ctx)
 		defer ncancel()
 		ch, err := n.Notifications(nctx)
-		if err != nil {
-			r.log.LogAttrs(p.bg, slog.LevelWarn, "relay: outbox notifications unavailable; polling", slog.Any("error", err))
-		} else {
+		switch {
+		case err == nil:
 			wake = ch
+		case ch != nil && errors.Is(err, ports.ErrNotificationsUnavailable):
+			// Partly: this process's commits still wake the relay (the
+			// outbox has logged why the others cannot).
+			wake = ch
+			p.failure("notify", 0, err)
+			r.log.LogAttrs(p.bg, slog.LevelDebug, "relay: notifications from other processes unavailable (the outbox logged why); polling for them")
+		default:
+			p.failure("notify", 0, err)
+			r.log.LogAttrs(p.bg, slog.LevelWarn, "relay: outbox notifications unavailable; polling", slog.Any("error", err))
 		}
 	}
 	r.log.LogAttrs(p.bg, slog.LevelInfo, "relay: running",

@@ -415,6 +415,31 @@ func TestRunPollsWhenNotificationsFail(t *testing.T) {
 	require.NoError(t, stop())
 }
 
+// TestRunKeepsPartialNotifications: notifications unavailable for other
+// processes (ports.ErrNotificationsUnavailable with a channel) still wake
+// the relay for this process's commits, and OnFailure hears of it.
+func TestRunKeepsPartialNotifications(t *testing.T) {
+	t.Parallel()
+	ob := &memOutbox{claims: make(chan int, 1), notify: make(chan struct{}),
+		notifyErr: fmt.Errorf("%w: the probe never came back", ports.ErrNotificationsUnavailable)}
+	obs, got := delivered()
+	failures := make(chan relay.Failure, 1)
+	r, err := relay.New(notifyingOutbox{ob}, handlersFor(t, "t"), relay.Options{
+		PollInterval: time.Hour, Observer: obs,
+		OnFailure: func(_ context.Context, f relay.Failure) { failures <- f },
+	})
+	require.NoError(t, err)
+	stop := runRelay(t, r)
+	f := <-failures
+	require.Equal(t, "notify", f.Op)
+	require.ErrorIs(t, f.Err, ports.ErrNotificationsUnavailable)
+	require.Zero(t, awaitClaim(t, ob.claims), "the first claim finds nothing; then the relay waits an hour")
+	id := ob.add("t")
+	ob.notify <- struct{}{}
+	awaitID(t, got, id)
+	require.NoError(t, stop())
+}
+
 func TestRelayRunsOnePassAtATime(t *testing.T) {
 	t.Parallel()
 	ob := &memOutbox{}

@@ -2,6 +2,8 @@ package outboxsql
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 
@@ -60,14 +62,19 @@ func (o *Outbox) Committed() { o.local.broadcast() }
 // value when this process commits messages through the outbox (at once,
 // on every dialect) and, where the database can tell (PostgreSQL
 // LISTEN/NOTIFY), when another process does. When the database's
-// notifications cannot be set up, a warning is logged and the channel
-// carries this process's signals only; relays keep polling for the rest.
+// notifications cannot be set up, a warning is logged, and the channel is
+// returned with an error matching ports.ErrNotificationsUnavailable: it
+// carries this process's signals only, and relays poll for the rest.
 func (o *Outbox) Notifications(ctx context.Context) (<-chan struct{}, error) {
 	local := o.local.subscribe(ctx)
 	remote, err := o.dialect.Listen(ctx, o.q)
 	if err != nil {
 		o.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "outbox: notifications from other processes unavailable; relays poll for their messages",
 			slog.String("table", o.q.Names().Raw), slog.String("error", err.Error()))
+		if !errors.Is(err, ports.ErrNotificationsUnavailable) {
+			err = fmt.Errorf("%w: %w", ports.ErrNotificationsUnavailable, err)
+		}
+		return local, fmt.Errorf("outbox notifications: %w", err)
 	}
 	if remote == nil {
 		return local, nil

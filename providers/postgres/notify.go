@@ -21,6 +21,7 @@ import (
 
 	"github.com/wharf-go/wharf/internal/check"
 	"github.com/wharf-go/wharf/internal/outboxsql"
+	"github.com/wharf-go/wharf/ports"
 )
 
 const (
@@ -38,7 +39,7 @@ const (
 // errNotificationsUnavailable is matched by Listen's error when a
 // notification sent through the pool did not reach the LISTEN connection:
 // the relays of other processes can then only poll.
-var errNotificationsUnavailable = errors.New("postgres: notifications cannot arrive")
+var errNotificationsUnavailable = fmt.Errorf("postgres: notifications cannot arrive: %w", ports.ErrNotificationsUnavailable)
 
 // Listen LISTENs on NotifyChannel(table) over one dedicated connection per
 // driver (settings from Options.Listen.URL, or copied from the pool), shared

@@ -149,6 +149,23 @@ func listen(t *testing.T, ob ports.OutboxNotifier) (<-chan struct{}, context.Can
 	return ch, cancel
 }
 
+// listenPartly starts Notifications where the database's notifications
+// cannot be set up: the error says so (ports.ErrNotificationsUnavailable)
+// and the channel, which still carries this process's commits, is
+// returned; it is stopped when the test ends.
+func listenPartly(t *testing.T, ob ports.OutboxNotifier) <-chan struct{} {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := ob.Notifications(ctx)
+	require.ErrorIs(t, err, ports.ErrNotificationsUnavailable)
+	require.NotNil(t, ch, "callers keep this process's wake-ups and poll for the rest")
+	t.Cleanup(func() {
+		cancel()
+		requireClosed(t, ch)
+	})
+	return ch
+}
+
 // logRecorder is a slog handler that keeps every record as text and
 // reports each one to hook.
 type logRecorder struct {
@@ -498,8 +515,7 @@ func TestNotificationsOfABoundOutboxOrAForeignPool(t *testing.T) {
 	t.Run("ForeignPoolNeedsAURL", func(t *testing.T) {
 		logs := &logRecorder{}
 		drv := newDriver(t, foreignPool(t, f.db), wharf.Options{Outbox: wharf.OutboxOptions{TableName: f.table}, Logger: slog.New(logs)})
-		ch, _ := listen(t, drv.Outbox())
-		require.NotNil(t, ch, "the outbox still wakes this process's relays")
+		ch := listenPartly(t, drv.Outbox())
 		text := logs.text()
 		require.Contains(t, text, "notifications from other processes unavailable")
 		require.Contains(t, text, "Listen.URL", "the warning says what to set")
@@ -562,8 +578,7 @@ func TestNotificationsUnavailable(t *testing.T) {
 		t.Parallel()
 		logs := &logRecorder{}
 		ob := f.outbox(t, wharf.Options{Logger: slog.New(logs), Listen: wharf.ListenOptions{URL: "postgres://app:" + secret + "@" + hostPort + "/app?sslmode=disable"}})
-		ch, _ := listen(t, ob)
-		require.NotNil(t, ch, "callers keep this process's wake-ups and poll for the rest")
+		ch := listenPartly(t, ob)
 		text := logs.text()
 		require.Contains(t, text, "notifications from other processes unavailable")
 		require.Contains(t, text, hostPort)
