@@ -715,6 +715,17 @@ make_state() {
 	chmod 711 "$STATE"
 }
 
+# ensure_sqlite3: the sqlite3 client, which tests pipe exported migration
+# scripts into (as they do into psql and mariadb). Installed as root when
+# missing; without it those tests skip locally and fail under CI=true.
+ensure_sqlite3() {
+	command -v sqlite3 >/dev/null 2>&1 && return 0
+	if [ "$IS_ROOT" = 1 ]; then
+		apt_install sqlite3 || log "sqlite3: apt-get install sqlite3 failed"
+	fi
+	return 0
+}
+
 # start_servers WANT_PG WANT_PGB WANT_MY: fills PG_URL / PGB_URL / MY_URL
 # (empty when skipped).
 start_servers() {
@@ -739,6 +750,9 @@ start_servers() {
 		else
 			unavailable PgBouncer "no PostgreSQL server to put it in front of"
 		fi
+	fi
+	if [ "$want_my" = 1 ] || [ "$want_pg" = 1 ]; then
+		ensure_sqlite3
 	fi
 	if [ "$want_my" = 1 ]; then
 		if [ -n "${WHARF_TEST_MYSQL_URL:-}" ]; then

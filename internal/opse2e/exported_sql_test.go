@@ -144,11 +144,7 @@ func TestPlainExportRunsInTheDatabaseClient(t *testing.T) {
 				strings.TrimPrefix(u.Path, "/"))
 			cmd.Env = append(os.Environ(), "MYSQL_PWD="+pass)
 		case "sqlite":
-			sqlite3, err := exec.LookPath("sqlite3")
-			if err != nil {
-				t.Skip("sqlite3 is not installed (scripts/testdb.sh does not install it): the plain script is applied by database/sql in TestExportedMigrationsApplyAsPlainSQL")
-			}
-			cmd = exec.Command(sqlite3, strings.TrimPrefix(dbURL, "file:"))
+			cmd = exec.Command(client(t, "sqlite3"), strings.TrimPrefix(dbURL, "file:"))
 		}
 		f, err := os.Open(script)
 		require.NoError(t, err)

@@ -327,3 +327,14 @@ func newDriver(t testing.TB, db *bun.DB, opts wharf.Options) *wharf.Driver {
 	t.Cleanup(func() { _ = drv.Close() })
 	return drv
 }
+
+// skipUnlessCI skips a test that the server cannot run, loudly; under
+// CI=true, whose servers scripts/testdb.sh sets up to run everything, it
+// fails instead.
+func skipUnlessCI(t *testing.T, why string) {
+	t.Helper()
+	if testdb.InCI() {
+		t.Fatalf("CI=true and %s", why)
+	}
+	t.Skip(why)
+}

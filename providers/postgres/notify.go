@@ -411,8 +411,15 @@ func (l *listener) reconnect(ctx context.Context, attrs []slog.Attr) *pgx.Conn {
 			return nil
 		}
 		delay := reconnectDelay(attempt)
-		l.logger.LogAttrs(ctx, slog.LevelWarn, "outbox listener cannot reconnect; retrying",
-			append(attrs, slog.Int("attempt", attempt), slog.Duration("retry_in", delay), slog.String("error", err.Error()))...)
+		// The first failure at warn level, the next ones at debug (a
+		// restart or an outage would otherwise log one per attempt); the
+		// reconnection says how many attempts it took.
+		level := slog.LevelDebug
+		if attempt == 1 {
+			level = slog.LevelWarn
+		}
+		l.logger.LogAttrs(ctx, level, "outbox listener cannot reconnect; retrying",
+			append(attrs, slog.Int("attempt", attempt), slog.Duration("retry_in", delay), slog.String("error", l.redact(err)))...)
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
