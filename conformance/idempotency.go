@@ -16,7 +16,7 @@ import (
 )
 
 func idempotencyTests() []testCase {
-	return []testCase{
+	return append([]testCase{
 		{"FirstReserveReserves", testIdemFirstReserve},
 		{"UsesDefaultLeaseAndTTL", testIdemDefaults},
 		{"SecondReserveWhileHeldIsInProgress", testIdemInProgress},
@@ -36,7 +36,7 @@ func idempotencyTests() []testCase {
 		{"CompletesAtomicallyWithBusinessWrite", testIdemAtomicCommit},
 		{"RollbackLeavesKeyReservable", testIdemAtomicRollback},
 		{"RunIdempotentlyInsideTransactions", testIdemRunIdempotently},
-	}
+	}, idempotencyAdminTests()...)
 }
 
 // reserveReq is a request with an explicit one-minute lease and one-hour
