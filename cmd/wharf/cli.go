@@ -42,9 +42,15 @@ var commands = []*command{
 	{path: "idempotency stats", run: idemStats},
 	{path: "idempotency list", flags: idemListFlags, run: idemList},
 	{path: "idempotency purge", flags: idemPurgeFlags, run: idemPurge},
+	{path: "ui", flags: uiFlagSet, run: uiServe},
 }
 
 func lookup(args []string) (*command, []string, error) {
+	for _, c := range commands {
+		if c.path == args[0] { // a command of one word
+			return c, args[1:], nil
+		}
+	}
 	if len(args) < 2 {
 		var subs []string
 		for _, c := range commands {
@@ -93,6 +99,7 @@ type cmdFlags struct {
 	olderThan, expiredBefore string
 	interval                 time.Duration
 	count                    int
+	ui                       uiFlags
 }
 
 var errHelp = errors.New("help")
