@@ -23,7 +23,27 @@ func outboxAdminTests() []testCase {
 		{"ListLimitDefaultsTo100", testListDefaultLimit},
 		{"RequeueRevivesDeadLetters", testRequeue},
 		{"PurgeDeletesDeadLettersUpdatedBeforeTime", testPurge},
+		{"DeleteDeadLettersDeletesOnlyTheNamedDeadLetters", testDeleteDeadLetters},
 	}
+}
+
+func testDeleteDeadLetters(t *testing.T, h Harness) {
+	f := setup(t, h)
+	ob := f.outbox(f.db)
+	del, ok := ob.(ports.DeadLetterDeleter)
+	require.True(t, ok, "the driver's outbox implements ports.DeadLetterDeleter")
+	ids := f.enqueue(ob, job("conf.del"), job("conf.del"), job("conf.del"), job("conf.del.pending"))
+	for range 3 {
+		require.NoError(t, ob.DeadLetter(f.ctx, f.claimOne(ob, "conf.del").Claim(), "conformance: dead"))
+	}
+	n, err := del.DeleteDeadLetters(f.ctx, ids[0], ids[1], ids[3], "no-such-message")
+	require.NoError(t, err)
+	require.EqualValues(t, 2, n, "the two named dead letters; the pending one and the unknown ID are skipped")
+	require.ElementsMatch(t, []string{ids[2], ids[3]}, recordIDs(f.listAll(ob)))
+	_, err = del.DeleteDeadLetters(f.ctx)
+	require.ErrorIs(t, err, ports.ErrInvalidArgument, "no IDs: use Purge to delete all")
+	_, err = del.DeleteDeadLetters(f.ctx, "")
+	require.ErrorIs(t, err, ports.ErrInvalidArgument)
 }
 
 func testStats(t *testing.T, h Harness) {
