@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
-	"fmt"
 	"strings"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/wharf-go/wharf/core"
 	"github.com/wharf-go/wharf/internal/check"
 	"github.com/wharf-go/wharf/internal/querylog"
+	"github.com/wharf-go/wharf/internal/sqlbase"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -164,17 +164,9 @@ func isHex(s string) bool {
 // Purge implements ports.IdempotencyAdmin: PurgeBatch until no batch is
 // full.
 func (s *Store) Purge(ctx context.Context, expiredBefore time.Time) (int64, error) {
-	var total int64
-	for {
-		n, more, err := s.PurgeBatch(ctx, expiredBefore, DefaultPurgeBatch)
-		total += n
-		if err != nil || !more {
-			return total, err
-		}
-		if err := ctx.Err(); err != nil {
-			return total, fmt.Errorf("idempotency purge: stopped after %d records: %w", total, err)
-		}
-	}
+	return sqlbase.Batches(ctx, "idempotency purge", "records", func() (int64, bool, error) {
+		return s.PurgeBatch(ctx, expiredBefore, DefaultPurgeBatch)
+	})
 }
 
 // PurgeBatch deletes up to limit of the records expired at expiredBefore,

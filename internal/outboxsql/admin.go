@@ -3,7 +3,6 @@ package outboxsql
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"strings"
 	"time"
 
@@ -108,17 +107,9 @@ const DefaultPurgeBatch = 1000
 
 // Purge implements ports.OutboxAdmin: PurgeBatch until no batch is full.
 func (o *Outbox) Purge(ctx context.Context, olderThan time.Time) (int64, error) {
-	var total int64
-	for {
-		n, more, err := o.PurgeBatch(ctx, olderThan, DefaultPurgeBatch)
-		total += n
-		if err != nil || !more {
-			return total, err
-		}
-		if err := ctx.Err(); err != nil {
-			return total, fmt.Errorf("outbox purge: stopped after %d dead letters: %w", total, err)
-		}
-	}
+	return sqlbase.Batches(ctx, "outbox purge", "dead letters", func() (int64, bool, error) {
+		return o.PurgeBatch(ctx, olderThan, DefaultPurgeBatch)
+	})
 }
 
 // PurgeBatch deletes up to limit dead letters last updated before

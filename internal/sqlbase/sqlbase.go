@@ -6,6 +6,7 @@
 package sqlbase
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -117,4 +118,22 @@ func NewToken() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
 	return hex.EncodeToString(b[:])
+}
+
+// Batches runs batch until it reports no more or fails, and returns the
+// total it deleted; a ctx cancelled between batches stops it with the
+// count so far, its error naming what ("idempotency purge") and unit
+// ("records").
+func Batches(ctx context.Context, what, unit string, batch func() (n int64, more bool, err error)) (int64, error) {
+	var total int64
+	for {
+		n, more, err := batch()
+		total += n
+		if err != nil || !more {
+			return total, err
+		}
+		if err := ctx.Err(); err != nil {
+			return total, fmt.Errorf("%s: stopped after %d %s: %w", what, total, unit, err)
+		}
+	}
 }
