@@ -21,9 +21,9 @@ help: ## List the targets.
 TODO_BIN := bin/todo
 
 .PHONY: run
-run: ## Build and run the example todo app on SQLite (file:todo.db); set POSTGRES_DB_URL or MYSQL_DB_URL to switch.
-	@echo "Building examples/todo into $(TODO_BIN). The first build compiles the three database drivers: about 1.5 min on an idle 2-core machine, more while Go downloads the modules; later builds take seconds."
-	@start=$$(date +%s); $(GO) build -o $(TODO_BIN) ./examples/todo && echo "Built in $$(( $$(date +%s) - start ))s. Starting it; Ctrl-C stops it."
+run: ## Build and run the example todo app on SQLite (file:todo.db); set POSTGRES_DB_URL or MYSQL_DB_URL to switch, OTEL_TRACES_EXPORTER=console for traces.
+	@echo "Building examples/todo (a module of its own) into $(TODO_BIN). The first build compiles the three database drivers and OpenTelemetry: a few minutes on an idle 2-core machine, more while Go downloads the modules; later builds take seconds."
+	@start=$$(date +%s); (cd examples/todo && $(GO) build -o $(CURDIR)/$(TODO_BIN) .) && echo "Built in $$(( $$(date +%s) - start ))s. Starting it; Ctrl-C stops it."
 	@exec ./$(TODO_BIN)
 
 .PHONY: test
@@ -31,6 +31,19 @@ test: ## Run every test with -race on SQLite, PostgreSQL and MariaDB (throwaway 
 	WHARF_TESTDB_FAST=1 $(TESTDB) run -- $(GO) test $(TESTFLAGS) $(PKGS)
 	WHARF_TESTDB_FAST=1 $(TESTDB) run --postgres -- bash -c 'cd bench && $(GO) test $(TESTFLAGS) ./cmd/... ./latency/... ./scenarios/...'
 	$(MAKE) --no-print-directory test-sinks
+	WHARF_TESTDB_FAST=1 $(TESTDB) run -- $(MAKE) --no-print-directory test-modules
+	$(MAKE) --no-print-directory test-browser
+
+# The browser tests of the web console are a module of their own
+# (console/browsertest/go.mod), so that chromedp is no dependency of the
+# library; scripts/browser.sh installs Debian's chromium.
+.PHONY: test-browser
+test-browser: ## Drive the web console in headless Chromium (installed by scripts/browser.sh) on SQLite, PostgreSQL and MariaDB.
+	WHARF_TESTDB_FAST=1 $(TESTDB) run --postgres --mysql -- bash scripts/browser.sh run -- bash -c 'cd console/browsertest && $(GO) vet ./... && $(GO) test $(TESTFLAGS) ./...'
+
+.PHONY: screenshots
+screenshots: ## Rewrite the console's screenshots (docs/console/*.png) from headless Chromium on SQLite.
+	CI=true bash scripts/browser.sh run -- bash -c 'set -o pipefail; cd console/browsertest && CI=true WHARF_CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run "TestConsoleInABrowser/sqlite" -v ./... | grep -E "wrote|^(ok|FAIL|---)"'
 
 .PHONY: test-purge-load
 test-purge-load: ## Purge expired idempotency records under steady load for 60 s per dialect (make test runs it for 6 s).
@@ -48,6 +61,7 @@ conformance: ## Run only the conformance suite on every dialect, verbosely.
 bench: ## Benchmark wharf beside River and raw SQL on every dialect (fsync on; BENCHFLAGS=-quick for a smoke run); table + bench/results/latest.json.
 	WHARF_TESTDB_FAST=0 $(TESTDB) run -- bash -c 'cd bench && $(GO) run . $(BENCHFLAGS)'
 	$(MAKE) --no-print-directory bench-sinks
+	$(MAKE) --no-print-directory bench-otel
 
 # The broker sinks are modules of their own (sinks/*/go.mod), which the
 # root's ./... does not enter; their tests run real nats-servers in-process.
@@ -60,6 +74,19 @@ test-sinks: ## Vet and test the broker sinks (sinks/*, modules of their own) wit
 .PHONY: bench-sinks
 bench-sinks: ## Outbox → JetStream throughput beside publishing straight to JetStream: medians of 3 runs and ratios.
 	bash sinks/jetstream/bench.sh
+
+# otelwharf and the example app are modules of their own (OpenTelemetry and
+# Prometheus stay out of the library's go.mod), which the root's ./... does
+# not enter; their tests need the servers' variables (make test sets them).
+MODULES := otelwharf examples/todo
+
+.PHONY: test-modules
+test-modules: ## Vet and test otelwharf and examples/todo with -race (under make test: on SQLite, PostgreSQL and MariaDB).
+	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) vet ./... && $(GO) test $(TESTFLAGS) ./...); done
+
+.PHONY: bench-otel
+bench-otel: ## OpenTelemetry instrumentation overhead (otelwharf): drain and enqueue without hooks, on no-op providers and with every span recorded, on SQLite and PostgreSQL; medians of 3 runs and ratios.
+	WHARF_TESTDB_FAST=0 $(TESTDB) run --postgres -- bash otelwharf/bench.sh
 
 .PHONY: scenarios
 scenarios: ## Production scenarios, short profile (a few minutes): pins, readers, overload, crashes, restarts, killed connections, pool exhaustion; wharf beside River; report in docs/scenarios, summary in SCENARIOS.md (SCENARIOFLAGS=... for more).

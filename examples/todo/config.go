@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -20,7 +21,19 @@ const (
 	envDB       = "TODO_DB"
 	envAddr     = "TODO_ADDR"
 	envLogLevel = "TODO_LOG_LEVEL"
+	envQueryLog = "TODO_QUERY_LOG"
 )
+
+// Query log settings (-query-log, TODO_QUERY_LOG).
+const (
+	queryLogOff    = "off"
+	queryLogOn     = "on"
+	queryLogParams = "params" // with parameter values: development only
+)
+
+// slowQuery is the query log's slow-statement threshold: slower statements
+// are logged at warn level.
+const slowQuery = 200 * time.Millisecond
 
 // Defaults.
 const (
@@ -52,6 +65,11 @@ type config struct {
 	RelayMaxPollInterval time.Duration
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
+	// Telemetry configures traces and metrics (see telemetry.go); the zero
+	// value exports no spans and serves no metrics.
+	Telemetry telemetryConfig
+	// QueryLog is queryLogOff (or empty), queryLogOn or queryLogParams.
+	QueryLog string
 }
 
 // loadConfig reads the flags in args and the environment (through getenv).
@@ -63,8 +81,11 @@ func loadConfig(args []string, getenv func(string) string, logOut io.Writer) (co
 	addr := fs.String("addr", firstNonEmpty(getenv(envAddr), defaultAddr), "listen address (env "+envAddr+")")
 	level := fs.String("log-level", firstNonEmpty(getenv(envLogLevel), "info"), "debug, info, warn or error (env "+envLogLevel+")")
 	shutdown := fs.Duration("shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
+	metrics := fs.Bool("metrics", getenv(envMetrics) != "false", "serve Prometheus metrics at "+metricsPath+" (env "+envMetrics+"=false to disable)")
+	queryLog := fs.String("query-log", firstNonEmpty(getenv(envQueryLog), queryLogOff),
+		"log every SQL statement at info level: off, on (parameter values redacted) or params (values shown: development only) (env "+envQueryLog+")")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: todo [flags]\n\nA todo JSON API on wharf. Database: %s.\n\nFlags:\n", databaseRule)
+		fmt.Fprintf(fs.Output(), "usage: todo [flags]\n\nA todo JSON API on wharf. Database: %s.\nTraces: %s=none|console|otlp (OTLP over HTTP, configured by OTEL_EXPORTER_OTLP_*).\n\nFlags:\n", databaseRule, envTracesExporter)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -77,6 +98,15 @@ func loadConfig(args []string, getenv func(string) string, logOut io.Writer) (co
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
 		return config{}, fmt.Errorf("log level %q: use debug, info, warn or error", *level)
 	}
+	switch *queryLog {
+	case queryLogOff, queryLogOn, queryLogParams:
+	default:
+		return config{}, fmt.Errorf("query log %q: use off, on or params", *queryLog)
+	}
+	traces, err := tracesFromEnv(getenv)
+	if err != nil {
+		return config{}, err
+	}
 	dbName, url, source, err := chooseDatabase(getenv)
 	if err != nil {
 		return config{}, err
@@ -87,6 +117,8 @@ func loadConfig(args []string, getenv func(string) string, logOut io.Writer) (co
 		RelayPollInterval:    defaultRelayPollInterval,
 		RelayMaxPollInterval: defaultRelayMaxPollInterval,
 		ShutdownTimeout:      *shutdown,
+		Telemetry:            telemetryConfig{Traces: traces, TraceOut: os.Stdout, Metrics: *metrics},
+		QueryLog:             *queryLog,
 	}, nil
 }
 

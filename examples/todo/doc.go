@@ -3,9 +3,12 @@
 // idempotent writes, on SQLite, PostgreSQL or MySQL/MariaDB.
 //
 //	make run                          # builds bin/todo, then runs it
-//	go run ./examples/todo -h
+//	cd examples/todo && go run . -h    # a module of its own
 //
-// It listens on 127.0.0.1:8080 (-addr or TODO_ADDR to change), logs with
+// It listens on 127.0.0.1:8080 (-addr or TODO_ADDR to change), serves
+// Prometheus metrics at /metrics (-metrics=false to stop), exports traces per
+// OTEL_TRACES_EXPORTER (none, console or otlp; see telemetry.go), logs every
+// SQL statement with -query-log=on (TODO_QUERY_LOG), logs with
 // log/slog (-log-level or TODO_LOG_LEVEL), and shuts down gracefully on
 // SIGINT or SIGTERM: in-flight requests finish (http.Server.Shutdown), the
 // relay finishes or releases its messages, and the database is closed.
@@ -40,6 +43,7 @@
 //	internal/httpapi  the HTTP adapter: routing, the access log, JSON, errors, cursors,
 //	                  and the Idempotency-Key middleware (package httpidempotency).
 //	server.go         the composition root: newServer wires it all; main.go runs it.
+//	telemetry.go      traces (OTEL_TRACES_EXPORTER), /metrics, otelhttp and otelwharf.
 //
 // Boot (newServer, one plain function): wharf.Open opens the driver of the
 // configured URL (the provider packages are imported blank so that every

@@ -8,11 +8,14 @@ import (
 	"net/http"
 	"sync"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/core/relay"
 	"github.com/wharf-go/wharf/examples/todo/internal/app"
 	"github.com/wharf-go/wharf/examples/todo/internal/httpapi"
 	"github.com/wharf-go/wharf/examples/todo/internal/infra"
+	"github.com/wharf-go/wharf/otelwharf"
 
 	// The providers register their URL schemes with wharf.Open: file: and
 	// sqlite:, postgres://, mysql://.
@@ -29,6 +32,8 @@ type server struct {
 	handler http.Handler
 	relay   *relay.Relay
 	logger  *slog.Logger
+	tel     *telemetry
+	gauges  metric.Registration
 
 	relayCancel context.CancelFunc
 	relayDone   chan error
@@ -45,9 +50,28 @@ func newServer(ctx context.Context, cfg config) (_ *server, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	// Traces and metrics (telemetry.go): otelwharf's hooks go to the
+	// driver and the relay, so one trace runs from the request through its
+	// transaction and the enqueue to the event's delivery.
+	tel, err := newTelemetry(ctx, cfg.Telemetry)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, tel.Shutdown(context.Background()))
+		}
+	}()
 	// Events of one todo share an ordering key (EventKey), so the relay
 	// delivers them in order.
-	drv, err := wharf.Open(ctx, cfg.URL, wharf.Options{EventKey: app.OrderingKey, Logger: logger})
+	drv, err := wharf.Open(ctx, cfg.URL, wharf.Options{
+		EventKey: app.OrderingKey, Logger: logger,
+		Hooks: tel.inst.Hooks(),
+		QueryLog: wharf.QueryLogOptions{
+			Enabled: cfg.QueryLog == queryLogOn || cfg.QueryLog == queryLogParams, Level: slog.LevelInfo,
+			SlowThreshold: slowQuery, ShowParameters: cfg.QueryLog == queryLogParams,
+		},
+	})
 	if err != nil {
 		// Name where the URL came from (never the URL: it may hold a
 		// password), so the reader knows which variable to fix.
@@ -100,6 +124,7 @@ func newServer(ctx context.Context, cfg config) (_ *server, err error) {
 	// outage (503) from a failure (500).
 	handler, err := httpapi.New(httpapi.Options{
 		Service: svc, Idempotency: drv.Idempotency(), Ping: drv.DB().PingContext, Logger: logger,
+		OnRoute: nameSpan,
 	})
 	if err != nil {
 		return nil, err
@@ -116,11 +141,19 @@ func newServer(ctx context.Context, cfg config) (_ *server, err error) {
 		Logger:          logger,
 		PollInterval:    cfg.RelayPollInterval,
 		MaxPollInterval: cfg.RelayMaxPollInterval,
+		Hooks:           tel.inst.Hooks(),
+		OnFailure:       tel.inst.OnRelayFailure,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
-	s := &server{drv: drv, handler: handler, relay: rl, logger: logger}
+	// Queue depth and the age of the oldest ready message, sampled at most
+	// every 15s however often /metrics is scraped.
+	gauges, err := tel.inst.ObserveOutbox(drv.Outbox(), otelwharf.OutboxGaugeOptions{})
+	if err != nil {
+		return nil, err
+	}
+	s := &server{drv: drv, handler: tel.handler(handler), relay: rl, logger: logger, tel: tel, gauges: gauges}
 	s.startRelay()
 	return s, nil
 }
@@ -150,10 +183,17 @@ func (s *server) Close(ctx context.Context) error {
 		case <-ctx.Done():
 			errs = append(errs, fmt.Errorf("relay did not stop in time: %w", ctx.Err()))
 		}
+		if err := s.gauges.Unregister(); err != nil {
+			errs = append(errs, fmt.Errorf("outbox gauges: %w", err))
+		}
 		if err := s.drv.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close database: %w", err))
 		} else {
 			s.logger.Info("database closed", slog.String("dialect", s.drv.Dialect()))
+		}
+		// Last: the spans of the relay's final deliveries are flushed.
+		if err := s.tel.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("telemetry: %w", err))
 		}
 		s.closeErr = errors.Join(errs...)
 	})

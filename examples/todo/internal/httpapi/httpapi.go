@@ -54,6 +54,11 @@ type Options struct {
 	// Logger receives one access log line per request (info) and failures
 	// (warn, error); nil discards.
 	Logger *slog.Logger
+	// OnRoute, when set, is called with each request the router serves and
+	// the route it matched (the mux pattern without its method, such as
+	// "/todos/{id}"), before the route's handler: for example to name the
+	// request's trace span after the route.
+	OnRoute func(r *http.Request, route string)
 }
 
 // New returns the API's handler:
@@ -102,7 +107,7 @@ func New(opts Options) (http.Handler, error) {
 	mux.Handle("POST /todos/{id}/complete", h.requireJSON(false, idem.Wrap(http.HandlerFunc(h.completeTodo))))
 	mux.HandleFunc("DELETE /todos/{id}", h.deleteTodo)
 	mux.HandleFunc("GET /activity", h.listActivity)
-	return &api{mux: mux, h: h}, nil
+	return &api{mux: mux, h: h, onRoute: opts.OnRoute}, nil
 }
 
 type handler struct {

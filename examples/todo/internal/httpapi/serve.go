@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/wharf-go/wharf/core"
@@ -17,8 +18,9 @@ const HeaderRequestID = "X-Request-Id"
 
 // api is the handler New returns: the access log around the router.
 type api struct {
-	mux *http.ServeMux
-	h   *handler
+	mux     *http.ServeMux
+	h       *handler
+	onRoute func(r *http.Request, route string)
 }
 
 type requestIDKey struct{}
@@ -67,6 +69,10 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // exists with other methods.
 func (a *api) route(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := a.mux.Handler(r); pattern != "" {
+		if a.onRoute != nil {
+			_, route, _ := strings.Cut(pattern, " ") // "POST /todos" → "/todos"
+			a.onRoute(r, route)
+		}
 		a.mux.ServeHTTP(w, r)
 		return
 	}
