@@ -27,11 +27,17 @@ run: ## Build and run the example todo app on SQLite (file:todo.db); set POSTGRE
 	@exec ./$(TODO_BIN)
 
 .PHONY: test
-test: ## Run every test with -race on SQLite, PostgreSQL and MariaDB (throwaway servers are installed and started).
-	WHARF_TESTDB_FAST=1 $(TESTDB) run -- $(GO) test $(TESTFLAGS) $(PKGS)
+test: ## Run every test with -race on SQLite, PostgreSQL (direct and through PgBouncer) and MariaDB, and the console in headless Chromium (throwaway servers and the browser are installed and started).
+	WHARF_TESTDB_FAST=1 $(TESTDB) run -- $(MAKE) --no-print-directory test-all
+
+# test-all runs every test against the servers of the environment; the
+# nested scripts/testdb.sh runs pass those servers through.
+.PHONY: test-all
+test-all:
+	$(GO) test $(TESTFLAGS) $(PKGS)
 	WHARF_TESTDB_FAST=1 $(TESTDB) run --postgres -- bash -c 'cd bench && $(GO) test $(TESTFLAGS) ./cmd/... ./latency/... ./scenarios/...'
 	$(MAKE) --no-print-directory test-sinks
-	WHARF_TESTDB_FAST=1 $(TESTDB) run -- $(MAKE) --no-print-directory test-modules
+	$(MAKE) --no-print-directory test-modules
 	$(MAKE) --no-print-directory test-browser
 
 # The browser tests of the web console are a module of their own
@@ -106,5 +112,5 @@ db-start: ## Start throwaway servers for local work and print the export lines t
 	@$(TESTDB) start
 
 .PHONY: clean
-clean: ## Remove local SQLite files and test binaries.
-	rm -f todo.db todo.db-shm todo.db-wal *.test
+clean: ## Remove local SQLite files, the example binary (bin/) and test binaries.
+	rm -rf todo.db todo.db-shm todo.db-wal *.test bin
