@@ -11,8 +11,9 @@ import (
 )
 
 // IsUnavailable is the default Options.Unavailable: it reports whether err
-// is transient — a conflict the store classed as retryable
-// (ports.ErrRetryable: busy, deadlock, serialization failure) or a failure
+// is transient — an error the store classed as retryable
+// (ports.ErrRetryable: busy, deadlock, serialization failure,
+// ports.ErrUnavailable) or a failure
 // to reach the database (a network error such as a refused connection, a
 // broken connection: driver.ErrBadConn, sql.ErrConnDone). Such an error is
 // answered 503 with Retry-After; any other is a 500.

@@ -33,10 +33,10 @@ var (
 	// events failed. The data is saved; only the notification is missing.
 	ErrPublishAfterCommit = errors.New("transaction committed, but publishing its events failed")
 
-	// ErrRetryable marks transient database conflicts (serialization failure,
-	// deadlock, SQLITE_BUSY, lock wait timeout): running the transaction again
-	// may succeed.
-	ErrRetryable = errors.New("retryable database conflict")
+	// ErrRetryable marks transient database conditions (serialization
+	// failure, deadlock, SQLITE_BUSY, lock wait timeout, a database that
+	// could not be reached): running the transaction again may succeed.
+	ErrRetryable = errors.New("retryable database error")
 
 	// ErrSerialization: the database aborted a transaction to keep it
 	// serializable (PostgreSQL 40001). Also matches ErrRetryable.
@@ -50,6 +50,14 @@ var (
 	// busy timeout (SQLITE_BUSY, SQLITE_LOCKED, MySQL 1205). Also matches
 	// ErrRetryable.
 	ErrBusy = errors.New("database busy")
+
+	// ErrUnavailable: the database could not be reached before anything was
+	// sent to it (a refused or failed connection, too many connections, a
+	// server starting up or shutting down), so nothing ran. Also matches
+	// ErrRetryable. A connection that broke after a statement was sent is
+	// not classified: whether that statement (a COMMIT, say) took effect is
+	// unknown.
+	ErrUnavailable = errors.New("database unavailable")
 
 	// ErrLockNotAvailable: a NOWAIT lock could not be taken (PostgreSQL
 	// 55P03).

@@ -376,8 +376,9 @@ var errBusy = errors.New("relay: a Run or Drain of this relay is already running
 // If ctx is cancelled, Drain stops claiming and shuts down as Run does (in
 // flight handlers get ShutdownTimeout, then what is left is released) and
 // returns the counts with ctx's error. A retryable claim error
-// (ports.ErrRetryable: a deadlock, a busy database) is logged as a warning
-// and the claim retried after a short pause (a few milliseconds, doubling);
+// (ports.ErrRetryable: a deadlock, a busy or unreachable database) is
+// logged as a warning and the claim retried after a short pause (a few
+// milliseconds, doubling);
 // after 8 such retries in a row, or on any other claim error, the pass ends
 // early (after the same orderly finish) and the error is returned.
 func (r *Relay) Drain(ctx context.Context) (DrainResult, error) {
@@ -398,10 +399,10 @@ func (r *Relay) Drain(ctx context.Context) (DrainResult, error) {
 // MaxPollInterval) — or less: when the outbox implements
 // ports.OutboxNotifier, a notification wakes it at once (if Notifications
 // fails it logs a warning and polls). Claim errors never stop Run: a
-// retryable one (ports.ErrRetryable: a deadlock, a busy database) is logged
-// as a warning and retried after a short pause (a few milliseconds,
-// doubling up to 1s while they repeat), any other is logged as an error and
-// retried after the idle back-off.
+// retryable one (ports.ErrRetryable: a deadlock, a busy or unreachable
+// database) is logged as a warning and retried after a short pause (a few
+// milliseconds, doubling up to 1s while they repeat), any other is logged
+// as an error and retried after the idle back-off.
 //
 // On cancellation it stops claiming, gives in-flight handlers up to
 // ShutdownTimeout to finish (their leases are still extended), then cancels

@@ -9,8 +9,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql/driver"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/uptrace/bun"
@@ -136,4 +139,20 @@ func Batches(ctx context.Context, what, unit string, batch func() (n int64, more
 			return total, fmt.Errorf("%s: stopped after %d %s: %w", what, total, unit, err)
 		}
 	}
+}
+
+// Unreachable reports whether err is a failure to reach the database before
+// anything was sent: a failed dial (a refused connection, an unknown host)
+// or driver.ErrBadConn, which drivers return only when nothing was sent and
+// database/sql has already retried on fresh connections. A cancelled or
+// expired context is not: the caller gave up, the database did not.
+func Unreachable(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if errors.Is(err, driver.ErrBadConn) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }

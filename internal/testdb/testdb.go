@@ -11,6 +11,7 @@ package testdb
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"sync"
@@ -52,4 +53,19 @@ func URL(t testing.TB, env string) string {
 func InCI() bool {
 	v, err := strconv.ParseBool(os.Getenv("CI"))
 	return err == nil && v
+}
+
+// ClosedAddr returns a loopback host:port that refuses connections: a port
+// the kernel handed out and that nothing listens on any more.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testdb: reserve a port: %v", err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatalf("testdb: close the reserved port: %v", err)
+	}
+	return addr
 }

@@ -100,8 +100,9 @@
 //
 // TranslateError classifies the server's errors: deadlocks (1213), lock
 // wait timeouts (1205, which roll back only the statement; the unit of work
-// rolls back the whole transaction before it retries) and too many
-// connections (1040, 1203) are retryable; duplicate keys (1062, 1586) are
+// rolls back the whole transaction before it retries), too many
+// connections (1040, 1203) and connections that failed before anything was
+// sent (ports.ErrUnavailable) are retryable; duplicate keys (1062, 1586) are
 // ports.ErrUniqueViolation; MySQL's NOWAIT failure (3572) is
 // ports.ErrLockNotAvailable. MariaDB reports a NOWAIT failure as 1205.
 //

@@ -29,8 +29,13 @@ const (
 //     ports.ErrBusy. Only the statement was rolled back and the transaction
 //     is still open (unless innodb_rollback_on_timeout is set); a unit of
 //     work always rolls it back before running fn again.
-//   - 1040 and 1203 too many connections: retryable ports.ErrBusy. They
-//     happen while connecting, before any statement ran.
+//   - 1040 and 1203 too many connections: retryable ports.ErrUnavailable.
+//     They happen while connecting, before any statement ran.
+//   - A failed connection (a refused dial) or driver.ErrBadConn, which the
+//     driver returns only when nothing was sent: retryable
+//     ports.ErrUnavailable. A connection that broke after a statement was
+//     sent (mysql.ErrInvalidConn) is not classified: whether the statement
+//     took effect is unknown.
 //   - 1062 and 1586 duplicate entry: ports.ErrUniqueViolation.
 //   - 3572 NOWAIT lock not available (MySQL 8): ports.ErrLockNotAvailable.
 //
@@ -45,13 +50,18 @@ func TranslateError(err error) error {
 	}
 	var me *gomysql.MySQLError
 	if !errors.As(err, &me) {
+		if sqlbase.Unreachable(err) {
+			return &sqlbase.DBError{Kind: ports.ErrUnavailable, Retryable: true, Err: err}
+		}
 		return err
 	}
 	switch me.Number {
 	case erLockDeadlock:
 		return &sqlbase.DBError{Kind: ports.ErrDeadlock, Retryable: true, Err: err}
-	case erLockWaitTimeout, erConCount, erTooManyUserConns:
+	case erLockWaitTimeout:
 		return &sqlbase.DBError{Kind: ports.ErrBusy, Retryable: true, Err: err}
+	case erConCount, erTooManyUserConns:
+		return &sqlbase.DBError{Kind: ports.ErrUnavailable, Retryable: true, Err: err}
 	case erDupEntry, erDupEntryWithKeyName:
 		return &sqlbase.DBError{Kind: ports.ErrUniqueViolation, Err: err}
 	case erLockNowait:

@@ -1034,8 +1034,8 @@ func TestTranslateError(t *testing.T) {
 	}{
 		{"Deadlock", 1213, ports.ErrDeadlock, true},
 		{"LockWaitTimeout", 1205, ports.ErrBusy, true},
-		{"TooManyConnections", 1040, ports.ErrBusy, true},
-		{"TooManyUserConnections", 1203, ports.ErrBusy, true},
+		{"TooManyConnections", 1040, ports.ErrUnavailable, true},
+		{"TooManyUserConnections", 1203, ports.ErrUnavailable, true},
 		{"DuplicateEntry", 1062, ports.ErrUniqueViolation, false},
 		{"DuplicateEntryWithKeyName", 1586, ports.ErrUniqueViolation, false},
 		{"NowaitLockNotAvailable", 3572, ports.ErrLockNotAvailable, false},

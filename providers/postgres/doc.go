@@ -51,5 +51,6 @@
 // values; Enqueue writes a batch as one INSERT ... SELECT FROM unnest(...)
 // of one array per column. TranslateError classifies SQLSTATEs: 40001 and
 // 40P01 are retryable, 55P03 is ports.ErrLockNotAvailable, 23505
-// ports.ErrUniqueViolation. docs/architecture.md has the details.
+// ports.ErrUniqueViolation; 53300, 57P03 and connections that failed before
+// anything was sent are retryable ports.ErrUnavailable. docs/architecture.md has the details.
 package postgres

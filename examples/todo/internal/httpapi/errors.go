@@ -32,7 +32,7 @@ func (h *handler) errorFor(r *http.Request, err error) httpidempotency.Response 
 		return errorResponse(http.StatusBadRequest, "invalid_"+verr.Field, verr.Message)
 	case errors.Is(err, domain.ErrNotFound):
 		return errorResponse(http.StatusNotFound, "todo_not_found", fmt.Sprintf("no todo has the id %q", r.PathValue("id")))
-	case errors.Is(err, ports.ErrRetryable):
+	case errors.Is(err, ports.ErrRetryable) && !errors.Is(err, ports.ErrUnavailable):
 		h.logFailure(r, slog.LevelWarn, "request failed on a database conflict", err)
 		resp := errorResponse(http.StatusServiceUnavailable, "database_busy", "the database is busy; retry the request (with the same Idempotency-Key)")
 		resp.Header.Set("Retry-After", retryAfterBusy)
