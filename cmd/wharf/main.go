@@ -1,11 +1,13 @@
 // Command wharf operates wharf's tables from a shell: schema migrations,
-// the outbox (stats, listing, requeue and purge of dead letters) and the
-// idempotency store (stats, listing, purge of expired records).
+// the outbox (stats, listing, requeue and purge of dead letters), the
+// idempotency store (stats, listing, purge of expired records) and the web
+// console (wharf ui, package console).
 //
 //	go install github.com/wharf-go/wharf/cmd/wharf@latest
 //	export POSTGRES_DB_URL=postgres://user:password@localhost:5432/app
 //	wharf migrate status
 //	wharf outbox list --status dead
+//	wharf ui --addr 127.0.0.1:8080
 //
 // Run "wharf help" for the commands, flags and exit statuses. The command
 // uses the standard flag package: no dependency beyond wharf's own.
