@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -147,38 +148,21 @@ func idemPurgeFlags(fs *flag.FlagSet, c *cli) {
 }
 
 func idemPurge(ctx context.Context, c *cli, args []string) error {
-	if len(args) > 0 {
-		return usageErrorf("takes no arguments (got %q)", args)
-	}
-	cutoff, err := parseAge("--expired-before", c.f.expiredBefore, time.Now())
-	if err != nil {
-		return err
-	}
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	drv, err := c.openChecked(ctx)
-	if err != nil {
-		return err
-	}
-	store := drv.Idempotency()
-	st, err := store.Stats(ctx)
-	if err != nil {
-		return err
-	}
-	if err := c.confirm(fmt.Sprintf("Delete the records of %s (%s) expired at %s? %d records are expired now.",
-		c.idemTableName(), drv.Dialect(), timeJSON(cutoff), st.Expired)); err != nil {
-		return err
-	}
-	n, err := store.Purge(ctx, cutoff)
-	if err != nil {
-		return fmt.Errorf("purged %d, then: %w", n, err)
-	}
-	if c.json {
-		return c.writeJSON(struct {
-			Purged int64  `json:"purged"`
-			Before string `json:"before"`
-		}{n, timeJSON(cutoff)})
-	}
-	fmt.Fprintf(c.stdout, "Purged %d expired record(s) of %s.\n", n, c.idemTableName())
-	return nil
+	return runPurge(ctx, c, args, purgeSpec{
+		flag: "--expired-before", value: c.f.expiredBefore,
+		question: func(ctx context.Context, drv *wharf.Driver, cutoff time.Time) (string, error) {
+			st, err := drv.Idempotency().Stats(ctx)
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("Delete the records of %s (%s) expired at %s? %d records are expired now.",
+				c.idemTableName(), drv.Dialect(), timeJSON(cutoff), st.Expired), nil
+		},
+		purge: func(ctx context.Context, drv *wharf.Driver, cutoff time.Time) (int64, error) {
+			return drv.Idempotency().Purge(ctx, cutoff)
+		},
+		done: func(n int64, _ time.Time) string {
+			return fmt.Sprintf("Purged %d expired record(s) of %s.", n, c.idemTableName())
+		},
+	})
 }

@@ -295,40 +295,23 @@ func outboxPurgeFlags(fs *flag.FlagSet, c *cli) {
 }
 
 func outboxPurge(ctx context.Context, c *cli, args []string) error {
-	if len(args) > 0 {
-		return usageErrorf("takes no arguments (got %q)", args)
-	}
-	cutoff, err := parseAge("--older-than", c.f.olderThan, time.Now())
-	if err != nil {
-		return err
-	}
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	drv, err := c.openChecked(ctx)
-	if err != nil {
-		return err
-	}
-	ob := drv.Outbox()
-	st, err := ob.Stats(ctx)
-	if err != nil {
-		return err
-	}
-	if err := c.confirm(fmt.Sprintf("Delete the dead letters of %s (%s) last updated before %s? %d dead letters in all.",
-		c.outboxTableName(), drv.Dialect(), timeJSON(cutoff), st.Dead)); err != nil {
-		return err
-	}
-	n, err := ob.Purge(ctx, cutoff)
-	if err != nil {
-		return fmt.Errorf("purged %d, then: %w", n, err)
-	}
-	if c.json {
-		return c.writeJSON(struct {
-			Purged int64  `json:"purged"`
-			Before string `json:"before"`
-		}{n, timeJSON(cutoff)})
-	}
-	fmt.Fprintf(c.stdout, "Purged %d dead letter(s) of %s last updated before %s.\n", n, c.outboxTableName(), timeJSON(cutoff))
-	return nil
+	return runPurge(ctx, c, args, purgeSpec{
+		flag: "--older-than", value: c.f.olderThan,
+		question: func(ctx context.Context, drv *wharf.Driver, cutoff time.Time) (string, error) {
+			st, err := drv.Outbox().Stats(ctx)
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("Delete the dead letters of %s (%s) last updated before %s? %d dead letters in all.",
+				c.outboxTableName(), drv.Dialect(), timeJSON(cutoff), st.Dead), nil
+		},
+		purge: func(ctx context.Context, drv *wharf.Driver, cutoff time.Time) (int64, error) {
+			return drv.Outbox().Purge(ctx, cutoff)
+		},
+		done: func(n int64, cutoff time.Time) string {
+			return fmt.Sprintf("Purged %d dead letter(s) of %s last updated before %s.", n, c.outboxTableName(), timeJSON(cutoff))
+		},
+	})
 }
 
 func outboxWatchFlags(fs *flag.FlagSet, c *cli) {
