@@ -78,6 +78,11 @@ func testQueryLogRedacts(t *testing.T, h Harness) {
 		var n int
 		require.NoError(t, drv.DB().NewSelect().TableExpr("conf_items").ColumnExpr("COUNT(*)").Where("name = ?", secret).Scan(ctx, &n))
 		require.Equal(t, 1, n)
+		// A value ending in a backslash must not end its string early in the
+		// redactor and expose the literal after it.
+		require.NoError(t, drv.DB().NewSelect().TableExpr("conf_items").ColumnExpr("COUNT(*)").
+			Where("name = ? OR name = ?", `C:\dir\`, secret).Scan(ctx, &n))
+		require.Equal(t, 1, n)
 		require.Error(t, insertItem(ctx, drv.DB(), secret, "again"), "a duplicate key fails")
 
 		text := logs.String()

@@ -97,7 +97,7 @@ func (h *Hook) text(e *bun.QueryEvent) string {
 	if h.cfg.ShowParameters {
 		return e.Query
 	}
-	return Redact(e.Query)
+	return Redact(h.cfg.Dialect, e.Query)
 }
 
 // errText is the error's text, with the statement's literals redacted when
@@ -107,7 +107,7 @@ func (h *Hook) errText(e *bun.QueryEvent) string {
 	if h.cfg.ShowParameters {
 		return s
 	}
-	return Redact(s)
+	return Redact(h.cfg.Dialect, s)
 }
 
 // Classify names an error's class for logs: "retryable" (serialization
@@ -129,21 +129,39 @@ func Classify(err error) string {
 	return "error"
 }
 
-// Redact replaces every literal of a SQL text with "?": quoted strings
-// (doubled quotes and backslash escapes included, as PostgreSQL's E” and
-// MySQL's strings have them), numbers, and blob literals. Identifiers
-// (quoted with double quotes or backquotes) and keywords are kept.
-func Redact(s string) string {
+// Redact replaces every literal of a SQL text in dialect ("postgres",
+// "mysql" or "sqlite") with "?": quoted strings, numbers and blob literals,
+// read with that dialect's quoting rules so that a value cannot end its
+// string early and show the next ones. A backslash escapes only in MySQL's
+// strings (wharf refuses NO_BACKSLASH_ESCAPES) and PostgreSQL's E'' strings;
+// MySQL's double-quoted text is a string; PostgreSQL's dollar-quoted strings
+// are literals too. Identifiers and keywords are kept.
+func Redact(dialect, s string) string {
+	mysql, postgres := dialect == "mysql", dialect == "postgres"
 	var b strings.Builder
 	b.Grow(len(s))
 	for i := 0; i < len(s); {
 		c := s[i]
 		switch {
 		case c == '\'':
-			i = skipString(s, i)
+			i = skipString(s, i, '\'', mysql)
 			b.WriteByte('?')
-		case (c == 'E' || c == 'e' || c == 'X' || c == 'x' || c == 'B' || c == 'b') && i+1 < len(s) && s[i+1] == '\'' && !identChar(prev(s, i)):
-			i = skipString(s, i+1)
+		case c == '"' && mysql:
+			i = skipString(s, i, '"', true)
+			b.WriteByte('?')
+		case (c == 'E' || c == 'e') && postgres && i+1 < len(s) && s[i+1] == '\'' && !identChar(prev(s, i)):
+			i = skipString(s, i+1, '\'', true)
+			b.WriteByte('?')
+		case (c == 'X' || c == 'x' || c == 'B' || c == 'b') && i+1 < len(s) && s[i+1] == '\'' && !identChar(prev(s, i)):
+			i = skipString(s, i+1, '\'', false)
+			b.WriteByte('?')
+		case c == '$' && postgres && !identChar(prev(s, i)) && dollarTag(s, i) != "":
+			tag := dollarTag(s, i)
+			j := strings.Index(s[i+len(tag):], tag)
+			if j < 0 {
+				return b.String() + "?" // unterminated: redact to the end
+			}
+			i += len(tag) + j + len(tag)
 			b.WriteByte('?')
 		case c == '"' || c == '`':
 			j := strings.IndexByte(s[i+1:], c)
@@ -169,14 +187,18 @@ func Redact(s string) string {
 	return b.String()
 }
 
-// skipString returns the index after the quoted string starting at i.
-func skipString(s string, i int) int {
+// skipString returns the index after the string that starts with the quote
+// q at i; a doubled quote stands for itself, and with backslash a backslash
+// escapes the next byte.
+func skipString(s string, i int, q byte, backslash bool) int {
 	for j := i + 1; j < len(s); j++ {
 		switch s[j] {
 		case '\\':
-			j++
-		case '\'':
-			if j+1 < len(s) && s[j+1] == '\'' {
+			if backslash {
+				j++
+			}
+		case q:
+			if j+1 < len(s) && s[j+1] == q {
 				j++
 				continue
 			}
@@ -184,6 +206,23 @@ func skipString(s string, i int) int {
 		}
 	}
 	return len(s)
+}
+
+// dollarTag returns the PostgreSQL dollar-quote opening at i ("$$" or
+// "$tag$"), or "" when s[i:] does not open one ($1 is a parameter).
+func dollarTag(s string, i int) string {
+	for j := i + 1; j < len(s); j++ {
+		c := s[j]
+		switch {
+		case c == '$':
+			return s[i : j+1]
+		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80:
+		case c >= '0' && c <= '9' && j > i+1:
+		default:
+			return ""
+		}
+	}
+	return ""
 }
 
 func prev(s string, i int) byte {
