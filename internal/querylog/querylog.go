@@ -133,7 +133,7 @@ func Classify(err error) string {
 // "mysql" or "sqlite") with "?": quoted strings, numbers and blob literals,
 // read with that dialect's quoting rules so that a value cannot end its
 // string early and show the next ones. A backslash escapes only in MySQL's
-// strings (wharf refuses NO_BACKSLASH_ESCAPES) and PostgreSQL's E'' strings;
+// strings (wharf refuses NO_BACKSLASH_ESCAPES) and PostgreSQL's E” strings;
 // MySQL's double-quoted text is a string; PostgreSQL's dollar-quoted strings
 // are literals too. Identifiers and keywords are kept.
 func Redact(dialect, s string) string {
