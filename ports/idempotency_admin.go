@@ -96,6 +96,8 @@ type IdempotencyAdmin interface {
 	// each (never one long transaction, unless the store is bound to one),
 	// and returns how many it deleted. A cancelled ctx stops it between
 	// batches with the count so far. Purging an expired record changes no
-	// outcome: Reserve already treats its key as new.
+	// outcome: Reserve already treats its key as new. An expiredBefore
+	// after now is an error matching ErrInvalidArgument: records that have
+	// not expired are live.
 	Purge(ctx context.Context, expiredBefore time.Time) (int64, error)
 }

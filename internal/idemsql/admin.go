@@ -174,13 +174,18 @@ func (s *Store) Purge(ctx context.Context, expiredBefore time.Time) (int64, erro
 // batch was full). It reads their keys from the expiry index first, then
 // deletes them by primary key, checking the expiry again: it locks only
 // the rows it deletes (no index range, so reservations of new keys never
-// wait for it), and leaves a key reserved anew meanwhile.
+// wait for it), and leaves a key reserved anew meanwhile. A cut-off after
+// the store's clock says now is an error matching ports.ErrInvalidArgument.
 func (s *Store) PurgeBatch(ctx context.Context, expiredBefore time.Time, limit int) (n int64, more bool, err error) {
 	switch {
 	case expiredBefore.IsZero():
 		return 0, false, check.Invalidf("idempotency purge: zero expiredBefore; pass the cut-off time (now for every expired record)")
 	case limit <= 0:
 		return 0, false, check.Invalidf("idempotency purge: batch size %d must be positive", limit)
+	}
+	if now := core.Clock(s.cfg.Now).Now(); expiredBefore.After(now) {
+		return 0, false, check.Invalidf("idempotency purge: cut-off %s is after now (%s): records that have not expired are live, and deleting them would let a retried request run again; pass now or an earlier time",
+			core.FormatTime(expiredBefore), core.FormatTime(now))
 	}
 	ctx = querylog.WithPort(ctx, "idempotency.purge")
 	cut := core.FormatTime(expiredBefore)

@@ -134,9 +134,12 @@ func TestIdempotencyAdmin(t *testing.T) {
 			require.ErrorIs(t, err, ports.ErrInvalidArgument, "%+v", bad)
 		}
 
+		_, err = store.Purge(ctx, now.Add(2*time.Hour))
+		require.ErrorIs(t, err, ports.ErrInvalidArgument, "a cut-off in the future would delete live records")
+		require.ErrorContains(t, err, "is after now")
 		n, err := store.Purge(ctx, now)
 		require.NoError(t, err)
-		require.EqualValues(t, 2, n, "the expired records")
+		require.EqualValues(t, 2, n, "the expired records, and only them: the refused purge deleted nothing")
 		rest, err := store.List(ctx, ports.IdempotencyFilter{})
 		require.NoError(t, err)
 		require.Equal(t, []string{"orders/abandoned", "payments/in-progress", "payments/completed"}, keysOf(rest), "live records stay")
