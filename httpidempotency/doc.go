@@ -64,6 +64,10 @@
 //     the completion is fenced on the reservation's token, a handler whose
 //     lease expired and whose key was taken over by a retry fails to
 //     complete, and its transaction rolls back instead of writing twice.
+//     When the handler's transaction rolls back after Complete and the
+//     handler answers something else, the middleware treats that answer as
+//     in pattern 1 (stores it, or releases the key for a 4xx or 5xx), so
+//     the key is not left reserved until its lease expires.
 //
 // Pattern 2 is the one to use for writes; pattern 1 is the fallback for
 // handlers that do not call Complete:

@@ -402,26 +402,40 @@ func (m *Middleware) run(w http.ResponseWriter, r *http.Request, next http.Handl
 	resp := rec.response()
 	inTx, txStatus := st.completion()
 	switch {
-	case resp.Status >= 500, resp.Status >= 400 && !inTx && !m.store4xx:
-		// Not stored: a retry runs the handler again. (A 5xx whose
-		// completion committed after all is kept; release notices.)
+	case inTx && txStatus == resp.Status:
+		// Completed in the handler's transaction, which committed (or the
+		// handler would not answer what it completed).
+	case resp.Status >= 500, resp.Status >= 400 && !m.store4xx:
+		// Not stored: a retry runs the handler again. (A completion that
+		// committed after all is kept; release notices.)
 		m.release(bg, r, st)
-	case inTx:
-		if txStatus != resp.Status {
-			m.logger.LogAttrs(ctx, slog.LevelWarn, "handler answered differently from the response it completed in its transaction; retries replay the completed one",
-				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", resp.Status), slog.Int("completed_status", txStatus))
-		}
 	default:
-		raw, err := encode(resp, m.allow)
-		if err == nil {
-			err = m.store.Complete(bg, res, raw)
-		}
-		if err != nil {
-			m.logger.LogAttrs(ctx, slog.LevelError, "idempotent response not stored; a retry after the lease expires runs the request again",
-				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", resp.Status), slog.Any("error", err))
-		}
+		// Stored by the middleware. After a completion in a transaction
+		// that answered differently, the store tells which one holds: a
+		// rolled-back completion left the key reserved, and this response
+		// is stored; a committed one wins.
+		m.complete(bg, r, st, resp, inTx, txStatus)
 	}
 	rec.flush(resp)
+}
+
+// complete stores resp as the key's response. When the handler completed
+// the key in its transaction with another status, a refusal because the
+// key is no longer held means that completion committed: it is kept.
+func (m *Middleware) complete(ctx context.Context, r *http.Request, st *state, resp Response, inTx bool, txStatus int) {
+	raw, err := encode(resp, m.allow)
+	if err == nil {
+		err = m.store.Complete(ctx, st.res, raw)
+	}
+	switch {
+	case err == nil:
+	case inTx && errors.Is(err, ports.ErrIdempotencyMutation):
+		m.logger.LogAttrs(ctx, slog.LevelWarn, "handler answered differently from the response it completed in its transaction; retries replay the completed one",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", resp.Status), slog.Int("completed_status", txStatus))
+	default:
+		m.logger.LogAttrs(ctx, slog.LevelError, "idempotent response not stored; a retry after the lease expires runs the request again",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", resp.Status), slog.Any("error", err))
+	}
 }
 
 // release gives the key back (Fail) after a response that is not stored
@@ -435,7 +449,7 @@ func (m *Middleware) release(ctx context.Context, r *http.Request, st *state) {
 	}
 	if errors.Is(err, ports.ErrIdempotencyMutation) {
 		if inTx, _ := st.completion(); inTx {
-			m.logger.LogAttrs(ctx, slog.LevelDebug, "idempotency key completed in a committed transaction before a 5xx; keeping it",
+			m.logger.LogAttrs(ctx, slog.LevelDebug, "idempotency key completed in a committed transaction before another answer; keeping it",
 				slog.String("method", r.Method), slog.String("path", r.URL.Path))
 			return
 		}

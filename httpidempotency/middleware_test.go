@@ -92,6 +92,7 @@ func newFixture(t *testing.T) *fixture {
 //	X-Mode:   "plain" (default: the middleware stores the response),
 //	          "tx" (insert an item and Complete inside one transaction),
 //	          "tx-rollback" (Complete, then fail the transaction: 500),
+//	          "tx-rollback-answer" (the same, then answer X-Rollback-Status),
 //	          "panic", "silent" (write nothing)
 //	X-Block:  "1" waits for f.proceed after signalling f.entered
 //
@@ -121,7 +122,7 @@ func (f *fixture) handler() http.Handler {
 			panic("handler exploded")
 		case "silent":
 			return
-		case "tx", "tx-rollback":
+		case "tx", "tx-rollback", "tx-rollback-answer":
 			err := f.uow.Transaction(r.Context(), func(ctx context.Context, tx txPorts) error {
 				if _, err := tx.DB.ExecContext(ctx, "INSERT INTO items (body) VALUES (?)", body); err != nil {
 					return err
@@ -129,12 +130,16 @@ func (f *fixture) handler() http.Handler {
 				if err := httpidempotency.Complete(ctx, tx.Idempotency, resp); err != nil {
 					return err
 				}
-				if r.Header.Get("X-Mode") == "tx-rollback" {
+				if strings.HasPrefix(r.Header.Get("X-Mode"), "tx-rollback") {
 					return errors.New("commit refused by the test")
 				}
 				return nil
 			})
-			if err != nil {
+			if err != nil && r.Header.Get("X-Mode") == "tx-rollback-answer" {
+				status, _ := strconv.Atoi(r.Header.Get("X-Rollback-Status"))
+				resp, _ = httpidempotency.JSON(status, map[string]any{"call": call, "body": body})
+				resp.Header.Set("Location", fmt.Sprintf("/items/%d", call))
+			} else if err != nil {
 				httpidempotency.WriteJSONError(w, r, &httpidempotency.Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: err.Error()})
 				return
 			}
@@ -401,6 +406,28 @@ func TestMiddleware(t *testing.T) {
 			},
 			wantCalls:   1,
 			wantItems:   1,
+			wantRecords: 1,
+		},
+		{
+			// The handler completed in a transaction that rolled back, then
+			// answered something else: the completion is gone, so the key
+			// must not stay reserved until its lease expires.
+			name: "ClientErrorAfterARolledBackCompletionReleasesTheKey",
+			requests: []request{
+				{keys: key, body: "x", header: map[string]string{"X-Mode": "tx-rollback-answer", "X-Rollback-Status": "409"}, wantStatus: 409, wantCall: 1},
+				{keys: key, body: "x", wantStatus: 201, wantCall: 2},
+				{keys: key, body: "x", wantStatus: 201, wantCall: 2, wantReplayed: true},
+			},
+			wantCalls:   2,
+			wantRecords: 1,
+		},
+		{
+			name: "SuccessAfterARolledBackCompletionIsStored",
+			requests: []request{
+				{keys: key, body: "x", header: map[string]string{"X-Mode": "tx-rollback-answer", "X-Rollback-Status": "200"}, wantStatus: 200, wantCall: 1},
+				{keys: key, body: "x", wantStatus: 200, wantCall: 1, wantReplayed: true},
+			},
+			wantCalls:   1,
 			wantRecords: 1,
 		},
 		{
