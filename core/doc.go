@@ -1,5 +1,6 @@
-// Package core is wharf's kernel. It depends on ports only (never on a
-// database library or a provider) and holds what applications share
+// Package core is wharf's kernel. It depends on ports and wharf's internal
+// validation only (never on a database library or a provider) and holds
+// what applications share
 // whatever their database: the app/provider registry (NewApp, Register,
 // Start, Stop, Port), event recording through an outbox and typed event
 // definitions, RunIdempotently and Fingerprint, UUIDv7 IDs, and the
