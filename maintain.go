@@ -11,7 +11,6 @@ import (
 
 	"github.com/wharf-go/wharf/core"
 	"github.com/wharf-go/wharf/internal/check"
-	"github.com/wharf-go/wharf/internal/idemsql"
 	"github.com/wharf-go/wharf/internal/logging"
 )
 
@@ -21,7 +20,7 @@ const (
 	DefaultMaintenanceInterval = time.Minute
 	// DefaultPurgeBatch bounds the rows one delete statement removes (the
 	// batch of the ports' Purge methods too).
-	DefaultPurgeBatch = idemsql.DefaultPurgeBatch
+	DefaultPurgeBatch = 1000
 )
 
 // MaintainerOptions configure a Maintainer. The zero value purges expired

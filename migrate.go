@@ -18,7 +18,7 @@ import (
 )
 
 // DefaultMigrationsTable is the schema version table's default name.
-const DefaultMigrationsTable = migrations.DefaultVersionTable
+const DefaultMigrationsTable = "wharf_schema_migrations"
 
 // MigrationOptions configure the schema version table. The zero value
 // means the defaults.

@@ -7,7 +7,6 @@ import (
 	"github.com/wharf-go/wharf/core"
 	"github.com/wharf-go/wharf/internal/check"
 	"github.com/wharf-go/wharf/internal/dialect"
-	"github.com/wharf-go/wharf/internal/outboxsql"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -222,6 +221,6 @@ type QueryLogOptions struct {
 // found by a scan from the start, made at least every ClaimRescanInterval
 // of the driver's clock: that is its extra delivery latency at most.
 const (
-	ClaimWindow         = outboxsql.CursorWindow
-	ClaimRescanInterval = outboxsql.FullScanInterval
+	ClaimWindow         = 250 * time.Millisecond
+	ClaimRescanInterval = time.Second
 )
