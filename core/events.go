@@ -143,8 +143,12 @@ func (e EventType[P]) New(payload P) (ports.Event, error) {
 	return ports.Event{Name: e.name, Payload: raw}, nil
 }
 
-// Record builds the event and records it.
+// Record builds the event and records it. A nil rec is an error matching
+// ports.ErrInvalidArgument.
 func (e EventType[P]) Record(ctx context.Context, rec ports.EventRecorder, payload P) error {
+	if rec == nil {
+		return check.Invalidf("event %q: nil recorder; pass the transaction's recorder (wharf.Tx.Events)", e.name)
+	}
 	ev, err := e.New(payload)
 	if err != nil {
 		return err

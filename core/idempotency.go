@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/wharf-go/wharf/internal/check"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -38,8 +39,15 @@ func Fingerprint(parts ...[]byte) string {
 //     (HTTP 422).
 //
 // To make the record commit atomically with fn's writes, call it inside a
-// unit of work with a store bound to that transaction.
+// unit of work with a store bound to that transaction. A nil store or fn is
+// an error matching ports.ErrInvalidArgument.
 func RunIdempotently[R any](ctx context.Context, store ports.Idempotency, req ports.ReserveRequest, fn func(ctx context.Context) (R, error)) (result R, replayed bool, err error) {
+	switch {
+	case store == nil:
+		return result, false, check.Invalidf("idempotency: nil store; pass the idempotency store (wharf.Tx.Idempotency inside a unit of work)")
+	case fn == nil:
+		return result, false, check.Invalidf("idempotency: nil fn; pass the function to run once per key")
+	}
 	res, err := store.Reserve(ctx, req)
 	if err != nil {
 		return result, false, fmt.Errorf("idempotency reserve: %w", err)

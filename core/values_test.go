@@ -251,3 +251,19 @@ func TestFingerprintLengthPrefixesParts(t *testing.T) {
 	require.Equal(t, core.Fingerprint([]byte("a"), []byte("b")), core.Fingerprint([]byte("a"), []byte("b")))
 	require.Len(t, core.Fingerprint(), 64)
 }
+
+func TestNilArgumentsAreErrors(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ev := core.DefineEvent[struct{}]("ev")
+	_, _, err := core.RunIdempotently(ctx, nil, ports.ReserveRequest{}, func(context.Context) (int, error) { return 1, nil })
+	require.ErrorIs(t, err, ports.ErrInvalidArgument)
+	require.ErrorContains(t, err, "nil store")
+	store := struct{ ports.Idempotency }{} // never called: fn is checked first
+	_, _, err = core.RunIdempotently[int](ctx, store, ports.ReserveRequest{}, nil)
+	require.ErrorIs(t, err, ports.ErrInvalidArgument)
+	require.ErrorContains(t, err, "nil fn")
+	err = ev.Record(ctx, nil, struct{}{})
+	require.ErrorIs(t, err, ports.ErrInvalidArgument)
+	require.ErrorContains(t, err, "nil recorder")
+}

@@ -20,8 +20,14 @@ type PermanentError struct {
 	Err error
 }
 
-// Error returns the wrapped error's text.
-func (e *PermanentError) Error() string { return e.Err.Error() }
+// Error returns the wrapped error's text ("permanent error" when Err is
+// nil).
+func (e *PermanentError) Error() string {
+	if e.Err == nil {
+		return "permanent error"
+	}
+	return e.Err.Error()
+}
 
 // Unwrap returns the wrapped error.
 func (e *PermanentError) Unwrap() error { return e.Err }
@@ -51,8 +57,14 @@ type RetryAfterError struct {
 	Delay time.Duration
 }
 
-// Error returns the wrapped error's text.
-func (e *RetryAfterError) Error() string { return e.Err.Error() }
+// Error returns the wrapped error's text ("retry after <Delay>" when Err
+// is nil).
+func (e *RetryAfterError) Error() string {
+	if e.Err == nil {
+		return "retry after " + e.Delay.String()
+	}
+	return e.Err.Error()
+}
 
 // Unwrap returns the wrapped error.
 func (e *RetryAfterError) Unwrap() error { return e.Err }

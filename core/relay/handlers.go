@@ -99,11 +99,15 @@ func checkTopicOptions(what string, o TopicOptions) error {
 }
 
 // Handle registers h for the messages of topic, tuned by opts (the zero
-// value means the relay's settings). It fails (matching ports.ErrInvalidArgument) on an empty or
-// over-long topic, a nil handler, a topic registered twice, invalid options,
-// or after the set was passed to New.
+// value means the relay's settings). It fails (matching
+// ports.ErrInvalidArgument) on a nil set, an empty or over-long topic, a
+// nil handler, a topic registered twice, invalid options, or after the set
+// was passed to New.
 func (hs *Handlers) Handle(topic string, h Handler, opts TopicOptions) error {
 	what := fmt.Sprintf("handle topic %q", topic)
+	if hs == nil {
+		return fmt.Errorf("relay: %s: nil *Handlers; create the set with NewHandlers: %w", what, ports.ErrInvalidArgument)
+	}
 	if topic == "" {
 		return fmt.Errorf("relay: handle: empty topic; name the topic the handler serves: %w", ports.ErrInvalidArgument)
 	}
@@ -158,6 +162,9 @@ func HandleEvent[P any](hs *Handlers, ev core.EventType[P], fn func(ctx context.
 // passed to New.
 func (hs *Handlers) PublishEvents(bus ports.EventBus, opts TopicOptions) error {
 	const what = "publish events"
+	if hs == nil {
+		return fmt.Errorf("relay: %s: nil *Handlers; create the set with NewHandlers: %w", what, ports.ErrInvalidArgument)
+	}
 	if bus == nil {
 		return fmt.Errorf("relay: %s: nil event bus: %w", what, ports.ErrInvalidArgument)
 	}
@@ -178,8 +185,12 @@ func (hs *Handlers) PublishEvents(bus ports.EventBus, opts TopicOptions) error {
 	return nil
 }
 
-// Topics returns the topics with a handler of their own, sorted.
+// Topics returns the topics with a handler of their own, sorted (none for
+// a nil set).
 func (hs *Handlers) Topics() []string {
+	if hs == nil {
+		return nil
+	}
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	topics := make([]string, 0, len(hs.routes))

@@ -151,6 +151,26 @@ func TestHandlersRejectInvalidRegistrations(t *testing.T) {
 			require.ErrorIs(t, tt.register(relay.NewHandlers()), ports.ErrInvalidArgument)
 		})
 	}
+	t.Run("NilSet", func(t *testing.T) {
+		t.Parallel()
+		var hs *relay.Handlers
+		for _, err := range []error{
+			hs.Handle("t", okHandler, relay.TopicOptions{}),
+			relay.HandleEvent(hs, ev, func(context.Context, struct{}, ports.Event) error { return nil }, relay.TopicOptions{}),
+			hs.PublishEvents(bus, relay.TopicOptions{}),
+		} {
+			require.ErrorIs(t, err, ports.ErrInvalidArgument)
+			require.ErrorContains(t, err, "NewHandlers")
+		}
+		require.Empty(t, hs.Topics())
+	})
+}
+
+func TestZeroErrorValuesHaveText(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "permanent error", (&relay.PermanentError{}).Error())
+	require.Equal(t, "retry after 2s", (&relay.RetryAfterError{Delay: 2 * time.Second}).Error())
+	require.Equal(t, "boom", (&relay.PermanentError{Err: errors.New("boom")}).Error())
 }
 
 func TestNewRelaySealsHandlers(t *testing.T) {
