@@ -96,8 +96,8 @@ func open(ctx context.Context, e *dialect.Entry, url string, opts Options) (*Dri
 // dialect picks wharf's; its provider package must be imported). Close
 // leaves db open. Invalid options are an error matching
 // ports.ErrInvalidArgument. The pool must be opened as the provider opens
-// its own (see the provider's DSN or ParseURL): Migrate refuses a MySQL
-// pool without clientFoundRows or with NO_BACKSLASH_ESCAPES.
+// its own (see the provider's DSN or ParseURL): Migrate and CheckSchema
+// refuse a MySQL pool without clientFoundRows or with NO_BACKSLASH_ESCAPES.
 func NewDriver(db *bun.DB, opts Options) (*Driver, error) {
 	if db == nil {
 		return nil, check.Invalidf("wharf: new driver: nil *bun.DB")

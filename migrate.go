@@ -231,7 +231,8 @@ func (drv *Driver) status(ctx context.Context) (SchemaStatus, error) {
 // every table and index exists (the error names what is missing) and each
 // table is at this code's schema version (otherwise the error matches
 // ErrSchemaOutdated or ErrSchemaTooNew). Run Migrate, or wharf migrate up,
-// to fix the first two.
+// to fix the first two. On MySQL it also refuses, as Migrate does, a pool
+// opened without the provider's session settings.
 func (drv *Driver) CheckSchema(ctx context.Context) error {
 	if err := drv.d.CheckSchema(ctx, drv.db, drv.outbox.Queries(), drv.idem.Names()); err != nil {
 		return fmt.Errorf("wharf: %s schema: %w", drv.name, err)

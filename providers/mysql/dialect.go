@@ -175,7 +175,7 @@ func (*mysqlDialect) Migrate(ctx context.Context, db *bun.DB, apply func(context
 // escapes are stored doubled, and without CLIENT_FOUND_ROWS an UPDATE that
 // rewrites a row to its own values (a lease renewed to the same expiry)
 // reports no row and reads as a lost claim.
-func checkSession(ctx context.Context, conn bun.Conn) error {
+func checkSession(ctx context.Context, conn bun.IConn) error {
 	var mode string
 	if err := conn.QueryRowContext(ctx, "SELECT @@SESSION.sql_mode").Scan(&mode); err != nil {
 		return err
@@ -206,6 +206,22 @@ func checkSession(ctx context.Context, conn bun.Conn) error {
 }
 
 func (*mysqlDialect) CheckSchema(ctx context.Context, db bun.IDB, q *outboxsql.Queries, idem sqlbase.Names) error {
+	// The probe's temporary table lives on one connection.
+	if pool, ok := db.(*bun.DB); ok {
+		conn, err := pool.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		err = checkSession(ctx, conn)
+		if cerr := conn.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	} else if err := checkSession(ctx, db); err != nil {
+		return err
+	}
 	catalog := func(ctx context.Context, n sqlbase.Names) (bool, map[string]struct{}, error) {
 		schema, args := tableSchema(n)
 		rows, err := db.QueryContext(ctx, "SELECT DISTINCT index_name FROM information_schema.statistics WHERE table_schema = "+schema+" AND table_name = ?",

@@ -1332,7 +1332,8 @@ func TestOpen(t *testing.T) {
 
 // TestMigrateRefusesAPoolOpenedWithoutTheDSNsSettings: a pool the
 // application opened itself, without clientFoundRows or with
-// NO_BACKSLASH_ESCAPES, is refused before anything is created.
+// NO_BACKSLASH_ESCAPES, is refused before anything is created, and by
+// CheckSchema (for schemas migrated by the application's own tool).
 func TestMigrateRefusesAPoolOpenedWithoutTheDSNsSettings(t *testing.T) {
 	t.Parallel()
 	dbURL, _ := newDatabase(t)
@@ -1356,7 +1357,13 @@ func TestMigrateRefusesAPoolOpenedWithoutTheDSNsSettings(t *testing.T) {
 			err = drv.Migrate(t.Context())
 			require.ErrorIs(t, err, ports.ErrInvalidArgument)
 			require.ErrorContains(t, err, tc.want)
-			require.Error(t, drv.CheckSchema(t.Context()), "nothing was created")
+			var n int
+			require.NoError(t, db.QueryRowContext(t.Context(), "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?",
+				"refused_"+strings.ToLower(tc.name)).Scan(&n))
+			require.Zero(t, n, "nothing was created")
+			err = drv.CheckSchema(t.Context())
+			require.ErrorIs(t, err, ports.ErrInvalidArgument, "CheckSchema refuses the pool too")
+			require.ErrorContains(t, err, tc.want)
 		})
 	}
 }
