@@ -10,6 +10,9 @@ import (
 // and delivered after it commits.
 type Event struct {
 	// ID identifies the event; a recorder assigns a UUIDv7 when it is empty.
+	// Through an outbox it becomes the message ID, which orders the events
+	// of one ordering key: a caller-chosen ID must increase in recording
+	// order (see OutboxMessage.ID).
 	ID string
 	// Name is the event's type, e.g. "todo.created". It must not be empty;
 	// when the event travels through an outbox it becomes the message topic.

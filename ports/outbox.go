@@ -31,15 +31,18 @@ const (
 
 // OutboxMessage is a message to enqueue.
 type OutboxMessage struct {
-	// ID is assigned (UUIDv7) when empty. A caller-chosen ID must be unique.
+	// ID is assigned (UUIDv7) when empty. A caller-chosen ID must be unique,
+	// and with a Key it sets the message's place in its key's order: choose
+	// IDs that increase in enqueue order (UUIDv7, not random UUIDv4), or
+	// leave ID empty.
 	ID string
 	// Kind defaults to KindEvent when empty.
 	Kind MessageKind
 	// Topic routes the message to a handler. Required, at most 255 characters.
 	Topic string
 	// Key is an optional ordering key: messages with the same non-empty key
-	// are handed out one at a time, in ID (enqueue) order. At most 255
-	// characters.
+	// are handed out one at a time, in ID order, which is enqueue order for
+	// assigned IDs (see ID). At most 255 characters.
 	Key string
 	// Payload is the message body. Required and must be valid JSON.
 	Payload json.RawMessage
