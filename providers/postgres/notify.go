@@ -41,6 +41,10 @@ const (
 // the relays of other processes can then only poll.
 var errNotificationsUnavailable = fmt.Errorf("postgres: notifications cannot arrive: %w", ports.ErrNotificationsUnavailable)
 
+// errNotificationsStillUnavailable is Listen's error after a probe of the
+// same driver failed.
+var errNotificationsStillUnavailable = fmt.Errorf("postgres: %w: the probe of this driver's first listener did not come back (see the warning logged then)", ports.ErrNotificationsUnavailable)
+
 // Listen LISTENs on NotifyChannel(table) over one dedicated connection per
 // driver (settings from Options.Listen.URL, or copied from the pool), shared
 // by all the channels it hands out. The first call opens it, checks that a
@@ -49,8 +53,9 @@ var errNotificationsUnavailable = fmt.Errorf("postgres: notifications cannot arr
 // signalled; later calls join it and return at once. When the probe does
 // not come back, Listen returns an error matching
 // errNotificationsUnavailable that names the likely cause and the fix, and
-// every later call of the driver returns a nil channel at once: the
-// database cannot tell, so relays poll. When the connection is lost it
+// every later call of the driver returns a shorter error matching
+// ports.ErrNotificationsUnavailable at once: the database cannot tell, so
+// relays poll. When the connection is lost it
 // reconnects with backoff, logging each failure, and sends one value on
 // every channel after reconnecting, since notifications may have been
 // missed. A channel is closed when its ctx is done, and the connection
@@ -61,7 +66,9 @@ func (d *pgDialect) Listen(ctx context.Context, q *outboxsql.Queries) (<-chan st
 	h.start.Lock()
 	defer h.start.Unlock()
 	if h.unavailable {
-		return nil, nil // reported once, by the call whose probe failed
+		// The probe failed before: no need to try again, nor to repeat its
+		// long explanation.
+		return nil, errNotificationsStillUnavailable
 	}
 	ch := make(chan struct{}, 1)
 	if h.join(ctx, ch) {
@@ -112,7 +119,7 @@ func (d *pgDialect) Listen(ctx context.Context, q *outboxsql.Queries) (<-chan st
 // Notifications channels.
 type listenHub struct {
 	start       sync.Mutex // serialises Notifications calls, so one connection is opened at a time
-	unavailable bool       // under start: a probe did not come back, so later calls return no channel
+	unavailable bool       // under start: a probe did not come back, so later calls fail at once
 
 	mu   sync.Mutex // guards the fields below
 	subs map[chan struct{}]struct{}
