@@ -170,17 +170,18 @@ func (c *Console) requeue(w http.ResponseWriter, r *http.Request, f form) {
 		c.confirm(w, r, d)
 		return
 	}
-	var n int64
-	var err error
-	if f.Topic == "" && f.Key == "" {
-		n, err = c.opts.Outbox.Requeue(ctx)
-	} else {
-		err = c.eachDead(ctx, f, func(ids []string) error {
-			k, err := c.opts.Outbox.Requeue(ctx, ids...)
-			n += k
-			return err
-		})
+	// By ID, a batch at a time, with or without a filter: Requeue() of
+	// every dead letter would also take those that died after the
+	// confirmation page (f.Until).
+	if f.Until.IsZero() {
+		f.Until = c.opts.Now()
 	}
+	var n int64
+	err := c.eachDead(ctx, f, func(ids []string) error {
+		k, err := c.opts.Outbox.Requeue(ctx, ids...)
+		n += k
+		return err
+	})
 	c.after(n)
 	if err != nil {
 		c.fail(w, r, http.StatusInternalServerError, fmt.Errorf("requeued %d, then: %w", n, err))

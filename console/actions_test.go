@@ -75,8 +75,8 @@ func TestActions(t *testing.T) {
 			t.Parallel()
 			db := consoletest.Open(t, dialect)
 			drv := db.Driver
-			seed := consoletest.Seed(t, drv, 2, 6)
-			s := newServer(t, console.Options{Outbox: drv.Outbox(), Idempotency: drv.Idempotency()})
+			seed := consoletest.Seed(t, db, 2, 6)
+			s := newServer(t, console.Options{Outbox: drv.Outbox(), Idempotency: drv.Idempotency(), Now: db.Clock.Now})
 			token := s.csrf(s.get("/dead", http.StatusOK))
 			ctx := context.Background()
 
@@ -175,6 +175,23 @@ func TestActions(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, ports.IdempotencyStats{InProgress: 1, Completed: 3}, st)
 				require.Contains(t, s.get("/idempotency?done=idempotency-purged&n=2", http.StatusOK).body, "Purged 2 expired idempotency record(s).")
+			})
+
+			t.Run("RequeueAllWithoutAFilterLeavesWhatDiedAfterTheConfirmation", func(t *testing.T) {
+				before := deadLetter(t, drv, "other.topic", "before")
+				page := s.post("/dead/requeue", url.Values{"csrf": {token}, "all": {"1"}})
+				require.Equal(t, http.StatusOK, page.status, page.body)
+				require.Contains(t, page.body, "Requeue 2 dead letter(s)?")
+				db.Clock.Advance(time.Second) // what dies now dies after the page, whatever the clock's resolution
+				late := deadLetter(t, drv, "other.topic", "after")
+				res := s.post("/dead/requeue", confirmForm(t, page))
+				require.Equal(t, http.StatusSeeOther, res.status, res.body)
+				require.Equal(t, prefix+"/dead?done=requeued&n=2", res.location)
+				require.Equal(t, ports.StatusPending, statusOf(t, drv, before))
+				require.Equal(t, ports.StatusDead, statusOf(t, drv, late), "dead-lettered after the confirmation page")
+				st, err := drv.Outbox().Stats(ctx)
+				require.NoError(t, err)
+				require.Equal(t, int64(1), st.Dead)
 			})
 		})
 	}

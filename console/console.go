@@ -16,6 +16,16 @@
 // origin; ReadOnly hides and refuses every action. Counts scan the tables,
 // so they are cached for every viewer (Options.StatsInterval); listings are
 // keyset-paged.
+//
+// A console that needs no authentication, such as one listening on
+// 127.0.0.1, must also check the Host header: set Options.AllowedHosts
+// (LoopbackHosts on a loopback address), and requests for any other Host
+// are refused with 421 Misdirected Request. Otherwise a page of another
+// site whose name its owner re-resolves to 127.0.0.1 (DNS rebinding) is of
+// the console's origin: it reads the pages, CSRF token included, and
+// submits requeues and purges. `wharf ui` sets it on a loopback address.
+// Behind a proxy that terminates TLS, set Options.SecureCookies so that
+// the console's cookie is Secure.
 package console
 
 import (
@@ -91,7 +101,31 @@ type Options struct {
 	// Logger receives the errors of pages and actions (never payloads or
 	// parameter values); nil means slog.Default at warn level and above.
 	Logger *slog.Logger
+	// AllowedHosts, when not empty, are the only Host headers the console
+	// answers; any other is refused with 421 Misdirected Request before
+	// anything is read or changed. An entry is a host name or IP address,
+	// admitted with any port ("localhost", "::1", "ops.example.com"), or a
+	// host:port, admitted with that port only ("ops.example.com:8443").
+	// Names match without regard to case. Set it whenever the console is
+	// reachable without authentication, such as on a loopback address
+	// (LoopbackHosts): otherwise a page of another site, whose name its
+	// owner re-resolves to 127.0.0.1 (DNS rebinding), is of the console's
+	// origin, reads its pages and submits its forms. Empty admits every
+	// Host: right for a console mounted behind an application's own
+	// authentication.
+	AllowedHosts []string
+	// SecureCookies marks the console's cookie Secure on every request,
+	// for a console behind a proxy that terminates TLS (requests reach it
+	// over plain HTTP). Requests that arrive over TLS get a Secure cookie
+	// either way. Browsers send a Secure cookie over HTTPS only, so leave
+	// it off for a console served over plain HTTP.
+	SecureCookies bool
 }
+
+// LoopbackHosts returns the host names of this machine's loopback
+// addresses, for Options.AllowedHosts of a console that listens on one:
+// localhost, 127.0.0.1 and ::1, each with any port.
+func LoopbackHosts() []string { return []string{"localhost", "127.0.0.1", "::1"} }
 
 func (o *Options) setDefaults() {
 	if o.Title == "" {
@@ -122,6 +156,11 @@ func (o *Options) validate() error {
 	case o.PathPrefix != "" && (!strings.HasPrefix(o.PathPrefix, "/") || strings.HasSuffix(o.PathPrefix, "/")):
 		return check.Invalidf("PathPrefix %q must start with / and not end with one, such as /admin/wharf", o.PathPrefix)
 	}
+	for i, h := range o.AllowedHosts {
+		if err := validHost(h); err != nil {
+			return check.Invalidf("AllowedHosts[%d] %q %s; use a host name or IP address (any port), or host:port, such as localhost or ops.example.com:8443", i, h, err)
+		}
+	}
 	return nil
 }
 
@@ -140,6 +179,7 @@ type Console struct {
 	version string // of the static files, for cache busting
 	mux     *http.ServeMux
 	log     *slog.Logger
+	hosts   hostSet // nil admits every Host
 }
 
 //go:embed templates/*.html static/*
@@ -154,6 +194,7 @@ func New(opts Options) (*Console, error) {
 	}
 	c := &Console{opts: opts, log: opts.Logger, origin: http.NewCrossOriginProtection()}
 	c.deleter, _ = opts.Outbox.(ports.DeadLetterDeleter)
+	c.hosts = newHostSet(opts.AllowedHosts)
 	c.csrfKey = opts.CSRFKey
 	if c.csrfKey == nil {
 		c.csrfKey = make([]byte, 32)
@@ -216,6 +257,10 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")
+	if !c.AllowsHost(r.Host) {
+		c.misdirected(w, r)
+		return
+	}
 	base := c.base(r)
 	if r.URL.Path == "" {
 		http.Redirect(w, r, base+"/", http.StatusMovedPermanently)

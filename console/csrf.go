@@ -32,7 +32,7 @@ func (c *Console) csrfToken(w http.ResponseWriter, r *http.Request) string {
 	_, _ = rand.Read(b)
 	v := base64.RawURLEncoding.EncodeToString(b)
 	http.SetCookie(w, &http.Cookie{
-		Name: csrfCookie, Value: v, Path: c.base(r) + "/", HttpOnly: true, Secure: r.TLS != nil,
+		Name: csrfCookie, Value: v, Path: c.base(r) + "/", HttpOnly: true, Secure: r.TLS != nil || c.opts.SecureCookies,
 		SameSite: http.SameSiteStrictMode,
 	})
 	return c.sign(v)

@@ -52,7 +52,7 @@ func (o *countingOutbox) Stats(ctx context.Context) (ports.OutboxStats, error) {
 func TestCountsAreSharedByEveryViewer(t *testing.T) {
 	t.Parallel()
 	db := consoletest.Open(t, "sqlite")
-	consoletest.Seed(t, db.Driver, 3, 1)
+	consoletest.Seed(t, db, 3, 1)
 	ob := &countingOutbox{OutboxAdmin: db.Driver.Outbox()}
 	clk := newClock()
 	s := newServer(t, console.Options{Outbox: ob, StatsInterval: time.Minute, Now: clk.now})
@@ -185,7 +185,7 @@ func TestSampledChartCountsNewDeadLetters(t *testing.T) {
 	t.Parallel()
 	db := consoletest.Open(t, "sqlite")
 	drv := db.Driver
-	seed := consoletest.Seed(t, drv, 1, 2)
+	seed := consoletest.Seed(t, db, 1, 2)
 	clk := newClock()
 	s := newServer(t, console.Options{Outbox: drv.Outbox(), StatsInterval: time.Second, Now: clk.now})
 	body := s.get("/", http.StatusOK).body

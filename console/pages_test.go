@@ -27,7 +27,7 @@ func TestPages(t *testing.T) {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
 			db := consoletest.Open(t, dialect)
-			seed := consoletest.Seed(t, db.Driver, 7, 4)
+			seed := consoletest.Seed(t, db, 7, 4)
 			ob := db.Driver.Outbox()
 			s := newServer(t, console.Options{Outbox: ob, Idempotency: db.Driver.Idempotency(), PageSize: 3, Title: "orders (" + dialect + ")"})
 			ctx := context.Background()

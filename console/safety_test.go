@@ -25,7 +25,7 @@ func TestHostileContentIsEscaped(t *testing.T) {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
 			db := consoletest.Open(t, dialect)
-			seed := consoletest.Seed(t, db.Driver, 1, 1)
+			seed := consoletest.Seed(t, db, 1, 1)
 			s := newServer(t, console.Options{Outbox: db.Driver.Outbox(), Idempotency: db.Driver.Idempotency()})
 			raw := []string{"<script>window", "<img src=x", "<svg onload", "<iframe src", `onerror="window`, `onload="window`, "</pre><script"}
 			for _, path := range []string{
@@ -65,7 +65,7 @@ func TestStateChangesNeedCSRFProtection(t *testing.T) {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
 			db := consoletest.Open(t, dialect)
-			seed := consoletest.Seed(t, db.Driver, 1, 2)
+			seed := consoletest.Seed(t, db, 1, 2)
 			s := newServer(t, console.Options{Outbox: db.Driver.Outbox(), Idempotency: db.Driver.Idempotency()})
 			token := s.csrf(s.get("/dead", http.StatusOK))
 			other := newServer(t, console.Options{Outbox: db.Driver.Outbox()}) // another key
@@ -134,7 +134,7 @@ func TestReadOnlyHidesAndRefusesEveryAction(t *testing.T) {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
 			db := consoletest.Open(t, dialect)
-			seed := consoletest.Seed(t, db.Driver, 1, 2)
+			seed := consoletest.Seed(t, db, 1, 2)
 			s := newServer(t, console.Options{Outbox: db.Driver.Outbox(), Idempotency: db.Driver.Idempotency(), ReadOnly: true,
 				Title: "orders (read-only)"})
 			for _, path := range []string{"/", "/messages", "/dead", "/messages/" + seed.Dead[0], "/idempotency"} {
@@ -180,6 +180,11 @@ func TestOptionsAreValidated(t *testing.T) {
 		{"HugePage", console.Options{Outbox: ob, PageSize: 5000}, "PageSize 5000 must be within 0..1000"},
 		{"ShortKey", console.Options{Outbox: ob, CSRFKey: []byte("short")}, "CSRFKey has 5 bytes"},
 		{"PrefixWithoutSlash", console.Options{Outbox: ob, PathPrefix: "admin/"}, `PathPrefix "admin/" must start with /`},
+		{"EmptyAllowedHost", console.Options{Outbox: ob, AllowedHosts: []string{""}}, `AllowedHosts[0] "" is empty; use a host name`},
+		{"AllowedHostWithAScheme", console.Options{Outbox: ob, AllowedHosts: []string{"localhost", "https://ops.example.com"}},
+			`AllowedHosts[1] "https://ops.example.com" is not a host`},
+		{"AllowedHostWithANamedPort", console.Options{Outbox: ob, AllowedHosts: []string{"localhost:http"}}, `has port "http", not a number`},
+		{"AllowedPortWithoutAHost", console.Options{Outbox: ob, AllowedHosts: []string{":8080"}}, `AllowedHosts[0] ":8080" has no host`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -128,8 +128,8 @@ Usage:
   wharf idempotency stats               count records: in progress, abandoned, completed, expired
   wharf idempotency list [--namespace N] [--key K] [--status in_progress|completed] [--expired|--live] [--after C] [--limit N]
   wharf idempotency purge [--expired-before AGE]  delete expired records (asks first)
-  wharf ui [--addr 127.0.0.1:8080] [--read-only] [--stats-interval D]
-                                        serve the web console; any address but a loopback one needs $WHARF_UI_TOKEN (or --token)
+  wharf ui [--addr 127.0.0.1:8080] [--tls-cert F --tls-key F] [--allow-host H] [--read-only] [--stats-interval D]
+                                        serve the web console; any address but a loopback one needs $WHARF_UI_TOKEN (or --token) and TLS (or --insecure-http)
   wharf version
 
 Flags of every command:

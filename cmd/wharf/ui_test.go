@@ -4,14 +4,24 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -24,8 +34,12 @@ import (
 	"github.com/wharf-go/wharf/ports"
 )
 
-func TestUIRefusesToListenOpenlyWithoutAToken(t *testing.T) {
+// TestUIRefusesBadOrUnsafeSettings starts wharf ui with settings it must
+// refuse before opening the database: it serves nothing, exits 2 and says
+// what to change.
+func TestUIRefusesBadOrUnsafeSettings(t *testing.T) {
 	t.Parallel()
+	const token = "0123456789abcdef0123"
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -39,6 +53,14 @@ func TestUIRefusesToListenOpenlyWithoutAToken(t *testing.T) {
 		{"ShortTokenFromTheFlag", []string{"ui", "--token", "abc"}, nil, "the token of --token has 3 characters"},
 		{"BadAddress", []string{"ui", "--addr", "localhost"}, nil, `--addr "localhost": address localhost: missing port in address`},
 		{"Arguments", []string{"ui", "now"}, nil, `takes no arguments (got ["now"])`},
+		{"OpenlyOverPlainHTTP", []string{"ui", "--addr", "0.0.0.0:8080"}, map[string]string{uiTokenEnv: token},
+			"--addr 0.0.0.0:8080 is reachable from other machines, and over plain HTTP the token and the session cookie cross the network in clear: serve HTTPS (--tls-cert, --tls-key), or pass --insecure-http"},
+		{"CertificateWithoutItsKey", []string{"ui", "--tls-cert", "cert.pem"}, nil, "--tls-cert and --tls-key go together"},
+		{"KeyWithoutItsCertificate", []string{"ui", "--tls-key", "key.pem"}, nil, "--tls-cert and --tls-key go together"},
+		{"InsecureHTTPWithTLS", []string{"ui", "--tls-cert", "cert.pem", "--tls-key", "key.pem", "--insecure-http"}, nil,
+			"--insecure-http and --tls-cert contradict each other"},
+		{"MissingCertificate", []string{"ui", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"}, nil,
+			"--tls-cert /nonexistent/cert.pem, --tls-key /nonexistent/key.pem: open /nonexistent/cert.pem: no such file or directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -57,6 +79,25 @@ func TestUIIsLoopback(t *testing.T) {
 	for host, want := range map[string]bool{"127.0.0.1": true, "127.0.0.2": true, "::1": true, "localhost": true,
 		"": false, "0.0.0.0": false, "::": false, "10.0.0.1": false, "example.com": false} {
 		require.Equal(t, want, isLoopback(host), host)
+	}
+}
+
+func TestUIAllowedHosts(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, listen string
+		extra, want  []string
+	}{
+		{"LoopbackAddress", "127.0.0.1", nil, []string{"localhost", "127.0.0.1", "::1"}},
+		{"AnotherLoopbackAddress", "127.0.0.2", nil, []string{"localhost", "127.0.0.1", "::1", "127.0.0.2"}},
+		{"LocalhostWithAnAllowedHost", "localhost", []string{"ops.example.com"}, []string{"localhost", "127.0.0.1", "::1", "ops.example.com"}},
+		{"AllInterfacesAnswerAnyHost", "0.0.0.0", nil, nil},
+		{"AllInterfacesWithAnAllowedHost", "", []string{"ops.example.com:8443"}, []string{"ops.example.com:8443"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tc.want, uiAllowedHosts(tc.listen, tc.extra))
+		})
 	}
 }
 
@@ -92,7 +133,7 @@ func startUI(t *testing.T, w *runner, args ...string) *uiProcess {
 	}
 	go func() { _, _ = io.Copy(io.Discard, r) }()
 	p.stdout = strings.Join(lines, "")
-	m := regexp.MustCompile(`at (http://127\.0\.0\.1:\d+)/`).FindStringSubmatch(p.stdout)
+	m := regexp.MustCompile(`at (https?://127\.0\.0\.1:\d+)/`).FindStringSubmatch(p.stdout)
 	require.NotNil(t, m, p.stdout)
 	p.base = m[1]
 	return p
@@ -259,4 +300,221 @@ func TestUITokenAndSecrets(t *testing.T) {
 	}
 	p.stop(t)
 	require.NotContains(t, p.stderr.String(), password)
+}
+
+// seedDeadLetter dead-letters a message in the database of dbURL and
+// returns its driver and the message's ID.
+func seedDeadLetter(t *testing.T, dbURL string) (*wharf.Driver, string) {
+	t.Helper()
+	ctx := context.Background()
+	drv, err := wharf.Open(ctx, dbURL, wharf.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = drv.Close() })
+	ob := drv.Outbox()
+	_, err = ob.Enqueue(ctx, ports.OutboxMessage{Topic: "audit", Payload: json.RawMessage(`{}`)})
+	require.NoError(t, err)
+	claimed, err := ob.Claim(ctx, ports.ClaimOptions{Limit: 1, Lease: time.Minute, Topics: []string{"audit"}})
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	require.NoError(t, ob.DeadLetter(ctx, claimed[0].Claim(), "no such mailbox"))
+	return drv, claimed[0].ID
+}
+
+// statusIn returns the stored status of id.
+func statusIn(t *testing.T, drv *wharf.Driver, id string) ports.MessageStatus {
+	t.Helper()
+	recs, err := drv.Outbox().List(context.Background(), ports.OutboxFilter{ID: id})
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	return recs[0].Status
+}
+
+// TestUIRefusesOtherHosts plays DNS rebinding against wharf ui on
+// 127.0.0.1: requests that reach its port under another host name (a page
+// of attacker.example re-resolved to 127.0.0.1, whose Origin therefore
+// matches its Host) are refused with 421, pages, login form and requeue
+// alike; requests for the loopback names, or an --allow-host, are served.
+func TestUIRefusesOtherHosts(t *testing.T) {
+	t.Parallel()
+	const token = "tok-0123456789abcdef"
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		token   string
+		served  []string // besides 127.0.0.1 and localhost
+		refused []string
+		says    string
+	}{
+		{"WithoutAToken", nil, "", nil, []string{"attacker.example", "ops.example.com"}, "It answers requests for localhost, 127.0.0.1, ::1 only"},
+		{"WithAToken", nil, token, nil, []string{"attacker.example"}, "It answers requests for localhost, 127.0.0.1, ::1 only"},
+		{"WithAnAllowedHost", []string{"--allow-host", "ops.example.com"}, "", []string{"ops.example.com"}, []string{"attacker.example"},
+			"It answers requests for localhost, 127.0.0.1, ::1, ops.example.com only"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db := newDatabase(t, "sqlite")
+			env := []string{db.envVar + "=" + db.url}
+			if tc.token != "" {
+				env = append(env, uiTokenEnv+"="+tc.token)
+			}
+			w := newRunner(t, env...)
+			w.must(exitOK, "", "migrate", "up")
+			drv, dead := seedDeadLetter(t, db.url)
+			p := startUI(t, w, tc.args...)
+			require.Contains(t, p.stdout, tc.says)
+			port := strings.TrimPrefix(p.base, "http://127.0.0.1:")
+			c := httpClient(t)
+			// send reaches the console's address with host:port as Host
+			// (and a form's Origin), the cookies of c and the token if any.
+			send := func(method, path, host string, form url.Values) (int, string) {
+				req, err := http.NewRequest(method, p.base+path, strings.NewReader(form.Encode()))
+				require.NoError(t, err)
+				req.Host = host + ":" + port
+				if tc.token != "" && path != "/login" {
+					req.Header.Set("Authorization", "Bearer "+tc.token)
+				}
+				if method == http.MethodPost {
+					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+					req.Header.Set("Origin", "http://"+req.Host)
+				}
+				code, body, _ := fetch(t, c, req)
+				return code, body
+			}
+
+			for _, host := range append([]string{"127.0.0.1", "localhost"}, tc.served...) {
+				code, body := send(http.MethodGet, "/dead", host, nil)
+				require.Equal(t, http.StatusOK, code, "%s: %s", host, body)
+				require.Contains(t, body, dead, host)
+			}
+			_, page := send(http.MethodGet, "/dead", "127.0.0.1", nil)
+			csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
+			require.NotNil(t, csrf)
+			requeue := url.Values{"csrf": {csrf[1]}, "only": {dead}}
+			for _, host := range tc.refused {
+				for _, path := range []string{"/", "/dead", "/login"} {
+					code, body := send(http.MethodGet, path, host, nil)
+					require.Equal(t, http.StatusMisdirectedRequest, code, "%s%s: %s", host, path, body)
+					require.Contains(t, body, `this console does not answer to host "`+host+":"+port+`"`)
+					require.NotContains(t, body, dead)
+					require.NotContains(t, body, `name="csrf"`)
+				}
+				code, body := send(http.MethodPost, "/login", host, url.Values{"token": {token}})
+				require.Equal(t, http.StatusMisdirectedRequest, code, body)
+				code, body = send(http.MethodPost, "/dead/requeue", host, requeue)
+				require.Equal(t, http.StatusMisdirectedRequest, code, body)
+				require.Equal(t, ports.StatusDead, statusIn(t, drv, dead), "nothing changed")
+			}
+			code, body := send(http.MethodPost, "/dead/requeue", "127.0.0.1", requeue)
+			require.Equal(t, http.StatusSeeOther, code, "the same requeue for 127.0.0.1 works: %s", body)
+			require.Equal(t, ports.StatusPending, statusIn(t, drv, dead))
+			p.stop(t)
+		})
+	}
+}
+
+// selfSignedCert writes a self-signed certificate for 127.0.0.1 and
+// localhost and its key to PEM files, and returns them with a pool that
+// trusts the certificate.
+func selfSignedCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "wharf ui test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true, IsCA: true,
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), 0o600))
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// requireCookie requires that hdr sets the cookie name, HTTP-only, and
+// Secure when secure.
+func requireCookie(t *testing.T, hdr http.Header, name string, secure bool) {
+	t.Helper()
+	for _, line := range hdr.Values("Set-Cookie") {
+		ck, err := http.ParseSetCookie(line)
+		require.NoError(t, err)
+		if ck.Name == name {
+			require.Equal(t, secure, ck.Secure, "Secure attribute of %s", line)
+			require.True(t, ck.HttpOnly, line)
+			return
+		}
+	}
+	require.Failf(t, "cookie not set", "no %s in %q", name, hdr.Values("Set-Cookie"))
+}
+
+// TestUIServesHTTPSAndSecureCookies serves the console with a real TLS
+// listener (a certificate made here) and over plain HTTP, with and without
+// a token, and checks the scheme and the Secure attribute of its cookies.
+func TestUIServesHTTPSAndSecureCookies(t *testing.T) {
+	t.Parallel()
+	certFile, keyFile, pool := selfSignedCert(t)
+	const token = "tok-0123456789abcdef"
+	tlsArgs := []string{"--tls-cert", certFile, "--tls-key", keyFile}
+	for _, tc := range []struct {
+		name          string
+		args          []string
+		token         string
+		https, secure bool
+	}{
+		{"PlainHTTP", nil, token, false, false},
+		{"HTTPS", tlsArgs, "", true, true},
+		{"HTTPSWithAToken", tlsArgs, token, true, true},
+		{"PlainHTTPBehindATLSProxy", []string{"--secure-cookies"}, token, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db := newDatabase(t, "sqlite")
+			env := []string{db.envVar + "=" + db.url}
+			if tc.token != "" {
+				env = append(env, uiTokenEnv+"="+tc.token)
+			}
+			w := newRunner(t, env...)
+			w.must(exitOK, "", "migrate", "up")
+			_, dead := seedDeadLetter(t, db.url)
+			p := startUI(t, w, tc.args...)
+			scheme := "http://"
+			if tc.https {
+				scheme = "https://"
+			}
+			require.True(t, strings.HasPrefix(p.base, scheme), p.stdout)
+			c := httpClient(t)
+			c.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+			t.Cleanup(c.CloseIdleConnections)
+			if tc.token != "" {
+				code, body, hdr := postForm(t, c, p.base+"/login", url.Values{"token": {tc.token}})
+				require.Equal(t, http.StatusSeeOther, code, body)
+				requireCookie(t, hdr, "wharf_ui_session", tc.secure)
+			}
+			req, err := http.NewRequest(http.MethodGet, p.base+"/dead", nil)
+			require.NoError(t, err)
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			code, body, hdr := fetch(t, c, req)
+			require.Equal(t, http.StatusOK, code, body)
+			require.Contains(t, body, dead)
+			requireCookie(t, hdr, "wharf_console_csrf", tc.secure)
+			if tc.https {
+				code, body, _ := get(t, httpClient(t), "http://"+strings.TrimPrefix(p.base, "https://")+"/")
+				require.Equal(t, http.StatusBadRequest, code, "no plain HTTP on the TLS port")
+				require.Contains(t, body, "HTTP request to an HTTPS server")
+			}
+			p.stop(t)
+		})
+	}
 }

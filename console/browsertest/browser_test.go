@@ -234,7 +234,7 @@ func TestConsoleInABrowser(t *testing.T) {
 			meter := console.NewMeter(clk.now)
 			delivered := deliverOverAnHour(t, drv, meter, clk)
 			require.Equal(t, 10, delivered.DeadLettered)
-			seed := consoletest.Seed(t, drv, 40, 6)
+			seed := consoletest.Seed(t, db, 40, 6)
 
 			c, err := console.New(console.Options{Outbox: drv.Outbox(), Idempotency: drv.Idempotency(), Meter: meter,
 				Title: dialect + " · shop · outbox_messages", StatsInterval: time.Second, PageSize: 25})

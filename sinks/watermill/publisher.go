@@ -3,6 +3,7 @@ package watermill
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -33,6 +34,15 @@ type Options struct {
 	// not claim are retried with the relay's backoff. nil means every error
 	// is retried. A publisher may also return relay.Permanent(err) itself.
 	Permanent func(err error) bool
+	// Logger receives a debug record for each redelivered message (claimed
+	// again after a failure, a lost lease or a crash) that the publisher
+	// publishes again: a broker that does not deduplicate on the message
+	// UUID delivers it twice. Records carry the message ID, topics and
+	// attempt, never payloads or headers. Failures are not logged here:
+	// they are returned to the relay, which logs and records them. nil
+	// means slog.Default at warn level and above, so nothing from this
+	// package.
+	Logger *slog.Logger
 }
 
 // Publisher publishes outbox messages through a Watermill
@@ -92,7 +102,13 @@ func (p *Publisher) Register(hs *relay.Handlers, opts relay.TopicOptions, topics
 // Publish's error: wrapped in relay.Permanent when Options.Permanent claims
 // it, otherwise plain, so the relay retries it. It is a relay.Handler.
 func (p *Publisher) Handle(ctx context.Context, msg ports.ClaimedMessage) error {
-	return p.publish(ctx, msg.ID, msg.Topic, msg.Key, msg.Headers, msg.Payload)
+	target, err := p.publish(ctx, msg.ID, msg.Topic, msg.Key, msg.Headers, msg.Payload)
+	// Only debug records: nil (slog.Default at warn and above) logs none.
+	if err == nil && msg.Attempts > 1 && p.opts.Logger != nil && p.opts.Logger.Enabled(ctx, slog.LevelDebug) {
+		p.opts.Logger.LogAttrs(ctx, slog.LevelDebug, "watermill: published a redelivered message again; a broker that does not deduplicate on the UUID delivers it twice",
+			slog.String("message_id", msg.ID), slog.String("topic", msg.Topic), slog.String("watermill_topic", target), slog.Int("attempt", msg.Attempts))
+	}
+	return err
 }
 
 // Publish publishes events one by one, in order, stopping at the first
@@ -115,17 +131,18 @@ func (p *Publisher) Publish(ctx context.Context, events ...ports.Event) error {
 			}
 			headers[core.HeaderOccurredAt] = core.FormatTime(ev.OccurredAt)
 		}
-		if err := p.publish(ctx, ev.ID, ev.Name, "", headers, ev.Payload); err != nil {
+		if _, err := p.publish(ctx, ev.ID, ev.Name, "", headers, ev.Payload); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (p *Publisher) publish(ctx context.Context, id, topic, key string, headers map[string]string, payload []byte) error {
+// publish publishes one message and returns the Watermill topic it went to.
+func (p *Publisher) publish(ctx context.Context, id, topic, key string, headers map[string]string, payload []byte) (string, error) {
 	target := p.opts.Topic(topic)
 	if target == "" {
-		return relay.Permanent(invalidf("message %s: Options.Topic mapped topic %q to an empty Watermill topic; fix the mapping, then requeue the dead letters", id, topic))
+		return "", relay.Permanent(invalidf("message %s: Options.Topic mapped topic %q to an empty Watermill topic; fix the mapping, then requeue the dead letters", id, topic))
 	}
 	m := message.NewMessage(id, message.Payload(payload))
 	for k, v := range headers {
@@ -139,11 +156,11 @@ func (p *Publisher) publish(ctx context.Context, id, topic, key string, headers 
 	if err := p.pub.Publish(target, m); err != nil {
 		err = fmt.Errorf("watermill: publish message %s (topic %q) to Watermill topic %q: %w", id, topic, target, err)
 		if p.opts.Permanent != nil && p.opts.Permanent(err) {
-			return relay.Permanent(err)
+			return target, relay.Permanent(err)
 		}
-		return err
+		return target, err
 	}
-	return nil
+	return target, nil
 }
 
 // EventFromMessage rebuilds, in a consuming service, the event that a

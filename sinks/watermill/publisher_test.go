@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -226,6 +228,94 @@ func TestBadArguments(t *testing.T) {
 			err := tt.err()
 			require.ErrorIs(t, err, ports.ErrInvalidArgument)
 			require.Contains(t, err.Error(), tt.contains)
+		})
+	}
+}
+
+// recordingHandler keeps the records logged through it, with the value of
+// ctxKey in the context of each.
+type recordingHandler struct {
+	mu   sync.Mutex
+	recs []slog.Record
+	ctxs []any
+}
+
+type ctxKey struct{}
+
+func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordingHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.recs = append(h.recs, r.Clone())
+	h.ctxs = append(h.ctxs, ctx.Value(ctxKey{}))
+	return nil
+}
+func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *recordingHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestLoggerRecordsRedeliveries hands the publisher a message claimed from
+// a real outbox, then the same message claimed again after a retry: the
+// redelivery, published again, gets a debug record with typed attributes
+// and the handler's ctx, never the payload or headers; the first delivery
+// logs nothing, and a publisher without a Logger publishes it alike.
+func TestLoggerRecordsRedeliveries(t *testing.T) {
+	t.Parallel()
+	ps := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 8}, watermill.NopLogger{})
+	t.Cleanup(func() { _ = ps.Close() })
+	ch, err := ps.Subscribe(context.Background(), "orders")
+	require.NoError(t, err)
+	h := &recordingHandler{}
+	pub, err := wm.NewPublisher(ps, wm.Options{Topic: func(string) string { return "orders" }, Logger: slog.New(h)})
+	require.NoError(t, err)
+	silent, err := wm.NewPublisher(ps, wm.Options{Topic: func(string) string { return "orders" }})
+	require.NoError(t, err)
+
+	drv := openOutbox(t)
+	ob := drv.Outbox()
+	const secret = "card-4111111111111111"
+	ids, err := ob.Enqueue(context.Background(), ports.OutboxMessage{Topic: "order.placed", Key: "customer-1",
+		Payload: []byte(`{"card":"` + secret + `"}`), Headers: map[string]string{"authorization": secret}})
+	require.NoError(t, err)
+	ctx := context.WithValue(context.Background(), ctxKey{}, "the handler's ctx")
+	for _, tc := range []struct {
+		name    string
+		pub     *wm.Publisher
+		attempt int
+		records int // in h so far
+	}{
+		{"FirstDeliveryLogsNothing", pub, 1, 0},
+		{"RedeliveryIsRecorded", pub, 2, 1},
+		{"WithoutALoggerTheRedeliveryIsPublished", silent, 3, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			claimed, err := ob.Claim(context.Background(), ports.ClaimOptions{Limit: 1, Lease: time.Minute, Topics: []string{"order.placed"}})
+			require.NoError(t, err)
+			require.Len(t, claimed, 1)
+			require.Equal(t, tc.attempt, claimed[0].Attempts)
+			require.NoError(t, tc.pub.Handle(ctx, claimed[0]))
+			got, err := collect(ch, 1)
+			require.NoError(t, err)
+			require.Equal(t, ids[0], got[0].UUID, "published again")
+			require.NoError(t, ob.Retry(context.Background(), claimed[0].Claim(), ports.RetryOptions{LastError: "broker unreachable"}))
+
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			require.Len(t, h.recs, tc.records)
+			if tc.records == 0 {
+				return
+			}
+			r := h.recs[0]
+			require.Equal(t, slog.LevelDebug, r.Level)
+			require.Contains(t, r.Message, "published a redelivered message again")
+			attrs := map[string]slog.Value{}
+			r.Attrs(func(a slog.Attr) bool {
+				attrs[a.Key] = a.Value
+				require.NotContains(t, a.Value.String(), secret, "no payload or header values")
+				return true
+			})
+			require.Equal(t, map[string]slog.Value{"message_id": slog.StringValue(ids[0]), "topic": slog.StringValue("order.placed"),
+				"watermill_topic": slog.StringValue("orders"), "attempt": slog.IntValue(2)}, attrs)
+			require.Equal(t, "the handler's ctx", h.ctxs[0])
 		})
 	}
 }

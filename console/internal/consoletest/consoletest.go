@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,11 +48,26 @@ type Database struct {
 	// URL opens it (a test server's URL carries its password).
 	URL    string
 	Driver *wharf.Driver
+	// Clock is the driver's clock (wharf.Options.Now); give a console the
+	// same one (console.Options.Now) when a test moves it.
+	Clock *Clock
 }
 
+// Clock is the wall clock plus an offset that a test moves, so that
+// stored times (expiries, updates) pass without sleeping. It is safe for
+// concurrent use; its zero value is the wall clock.
+type Clock struct{ offset atomic.Int64 }
+
+// Now returns the wall clock's time plus the offset.
+func (c *Clock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// Advance moves the clock by d (back when d is negative).
+func (c *Clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+
 // Open creates a fresh database of dialect, migrates it and opens a driver
-// on it; both are removed when the test ends. A missing server skips the
-// test locally and fails it under CI=true (internal/testdb).
+// on it, on a Clock of its own; both are removed when the test ends. A
+// missing server skips the test locally and fails it under CI=true
+// (internal/testdb).
 func Open(t testing.TB, dialect string) Database {
 	t.Helper()
 	var u string
@@ -66,11 +82,12 @@ func Open(t testing.TB, dialect string) Database {
 		t.Fatalf("unknown dialect %q", dialect)
 	}
 	ctx := context.Background()
-	drv, err := wharf.Open(ctx, u, wharf.Options{})
+	clock := &Clock{}
+	drv, err := wharf.Open(ctx, u, wharf.Options{Now: clock.Now})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = drv.Close() })
 	require.NoError(t, drv.Migrate(ctx))
-	return Database{Dialect: dialect, URL: u, Driver: drv}
+	return Database{Dialect: dialect, URL: u, Driver: drv, Clock: clock}
 }
 
 // serverDB creates a database on the server of base and returns its URL.
@@ -118,10 +135,13 @@ const (
 // Seed writes, through the library: ready ready messages (topic
 // ReadyTopic, keys k0..k4), 3 scheduled ones, 2 leased ones, dead dead
 // letters of DeadTopic (with an error each) and the hostile dead letter;
-// idempotency records: 3 completed live, 2 expired, 1 in progress.
-func Seed(t testing.TB, drv *wharf.Driver, ready, dead int) Seeded {
+// idempotency records: 3 completed live, 2 expired, 1 in progress. The
+// expired records are written with db.Clock set back an hour, so they
+// expired when it returns to the present.
+func Seed(t testing.TB, db Database, ready, dead int) Seeded {
 	t.Helper()
 	ctx := context.Background()
+	drv := db.Driver
 	ob := drv.Outbox()
 	s := Seeded{DeadTopic: DeadTopic}
 	var msgs []ports.OutboxMessage
@@ -130,7 +150,7 @@ func Seed(t testing.TB, drv *wharf.Driver, ready, dead int) Seeded {
 			Payload: json.RawMessage(fmt.Sprintf(`{"to":"user%d@example.com","n":%d}`, i, i)), Headers: map[string]string{"trace": fmt.Sprint(i)}})
 	}
 	for range 3 {
-		msgs = append(msgs, ports.OutboxMessage{Topic: "reports.daily", Payload: json.RawMessage(`{}`), AvailableAt: time.Now().Add(time.Hour)})
+		msgs = append(msgs, ports.OutboxMessage{Topic: "reports.daily", Payload: json.RawMessage(`{}`), AvailableAt: db.Clock.Now().Add(time.Hour)})
 	}
 	ids, err := ob.Enqueue(ctx, msgs...)
 	require.NoError(t, err)
@@ -187,13 +207,14 @@ func Seed(t testing.TB, drv *wharf.Driver, ready, dead int) Seeded {
 		reserve(IdemNamespace, k, time.Hour, true)
 		s.IdemLive = append(s.IdemLive, k)
 	}
+	db.Clock.Advance(-time.Hour)
 	for i := range 2 {
 		k := fmt.Sprintf("req-expired-%d", i)
-		reserve(IdemOtherNamespace, k, time.Millisecond, true)
+		reserve(IdemOtherNamespace, k, time.Minute, true)
 		s.IdemExpired = append(s.IdemExpired, k)
 	}
+	db.Clock.Advance(time.Hour) // back to the present: the minute-long TTLs passed
 	reserve(IdemNamespace, "req-running", time.Hour, false)
 	s.IdemInProgress = []string{"req-running"}
-	time.Sleep(5 * time.Millisecond) // let the millisecond TTLs pass: the records' expiry is a time, not an event
 	return s
 }
