@@ -33,8 +33,44 @@ func (p *pass) completer() {
 		backoff = min(max(2*backoff, opts.PollInterval), max(opts.PollInterval, opts.Lease/4))
 		arm(backoff)
 	}
+	// added decides what to do once messages joined buf: write it when it
+	// holds a batch (or when write asks for it), else make sure the timer
+	// writes it within CompleteInterval.
+	added := func(write bool) {
+		switch {
+		case backoff > 0: // waiting to write again: the timer is armed
+		case len(buf) >= opts.CompleteBatchSize || write && len(buf) > 0:
+			var err error
+			if buf, err = p.flush(buf, false); err != nil {
+				failed()
+			} else if armed {
+				timer.Stop()
+				armed = false
+			}
+		case len(buf) > 0 && !armed:
+			arm(opts.CompleteInterval)
+		}
+	}
 	for {
 		select {
+		case done := <-p.flushReq:
+			// The claim loop is about to claim (see pass.claim); this runs
+			// once the write under way, if any, has returned. A batch is
+			// written now; fewer wait for the timer as usual.
+		collect:
+			for {
+				select {
+				case d, ok := <-p.completions:
+					if !ok {
+						break collect // the final flush follows below
+					}
+					buf = append(buf, d)
+				default:
+					break collect
+				}
+			}
+			added(len(buf) >= p.threshold)
+			close(done)
 		case d, ok := <-p.completions:
 			if !ok {
 				timer.Stop()
@@ -42,19 +78,7 @@ func (p *pass) completer() {
 				return
 			}
 			buf = append(buf, d)
-			switch {
-			case backoff > 0: // waiting to write again: the timer is armed
-			case len(buf) >= opts.CompleteBatchSize:
-				var err error
-				if buf, err = p.flush(buf, false); err != nil {
-					failed()
-				} else if armed {
-					timer.Stop()
-					armed = false
-				}
-			case !armed:
-				arm(opts.CompleteInterval)
-			}
+			added(false)
 		case <-timer.C:
 			armed = false
 			var err error

@@ -93,6 +93,7 @@ type pass struct {
 
 	sends         sync.WaitGroup // workers sending to completions
 	completions   chan *delivery
+	flushReq      chan chan struct{} // the claim loop asks the completer to write what is done
 	completerDone chan struct{}
 	flushErr      error // final flush failure (set by the completer before completerDone)
 	keeperStop    chan struct{}
@@ -108,6 +109,7 @@ func newPass(ctx context.Context, r *Relay) *pass {
 		threshold:     claimThreshold(r.opts.BatchSize, r.opts.Concurrency),
 		slotFreed:     make(chan struct{}, 1),
 		completions:   make(chan *delivery, r.opts.Concurrency),
+		flushReq:      make(chan chan struct{}),
 		completerDone: make(chan struct{}),
 		keeperStop:    make(chan struct{}),
 		keeperDone:    make(chan struct{}),
@@ -362,6 +364,17 @@ func claimRetryDelay(n int) time.Duration {
 // claim interrupted after it committed would leave messages locked that the
 // relay does not know about. It is bounded by the lease instead.
 func (p *pass) claim(limit int) ([]ports.ClaimedMessage, error) {
+	// The completions go first: a claim and a Complete of the same relay
+	// at once only compete for the database (and the Complete frees rows
+	// the claim would otherwise pass), while the handlers keep running
+	// meanwhile. The completer writes a batch now if it holds one
+	// (threshold), after the write it may have under way.
+	done := make(chan struct{})
+	select {
+	case p.flushReq <- done:
+		<-done
+	case <-p.completerDone:
+	}
 	ctx, cancel := context.WithTimeout(p.bg, p.r.opts.Lease)
 	defer cancel()
 	msgs, err := p.r.outbox.Claim(ctx, ports.ClaimOptions{Limit: limit, Lease: p.r.opts.Lease, Topics: p.r.claimTopics})
