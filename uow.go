@@ -185,6 +185,7 @@ func (u *UnitOfWork[T]) attempt(ctx context.Context, fn func(ctx context.Context
 	}()
 	st := &txState[T]{now: drv.now}
 	bound, ob := drv.bind(tx, ports.EventRecorderFunc(st.record))
+	ob.AnnounceCommit() // ob.Committed below sends the notification of its enqueues
 	p, err := u.build(bound)
 	if err != nil {
 		return nil, fmt.Errorf("build transaction ports: %w", drv.d.Translate(err))
@@ -198,7 +199,7 @@ func (u *UnitOfWork[T]) attempt(ctx context.Context, fn func(ctx context.Context
 	}
 	committed = true
 	if ob.Enqueued() {
-		drv.outbox.Committed() // wake this process's relays
+		ob.Committed() // wake this process's relays, and other processes' (PostgreSQL)
 	}
 	return st.events, nil
 }

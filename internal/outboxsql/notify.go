@@ -55,8 +55,13 @@ func Signal(ch chan<- struct{}) {
 
 // Committed wakes this process's relays: messages were just committed to
 // the outbox. Enqueue on the root handle calls it; a unit of work calls it
-// after committing a transaction that enqueued.
-func (o *Outbox) Committed() { o.local.broadcast() }
+// after committing a transaction that enqueued, on the transaction's copy,
+// which then also sends the database notification its enqueues left to
+// the commit (see AnnounceCommit).
+func (o *Outbox) Committed() {
+	o.local.broadcast()
+	o.announceCommit()
+}
 
 // Notifications implements ports.OutboxNotifier. The channel receives a
 // value when this process commits messages through the outbox (at once,

@@ -1,13 +1,16 @@
 package outboxsql
 
 import (
+	"container/heap"
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/wharf-go/wharf/core"
 	"github.com/wharf-go/wharf/internal/check"
 	"github.com/wharf-go/wharf/internal/querylog"
+	"github.com/wharf-go/wharf/internal/sqlbase"
 	"github.com/wharf-go/wharf/ports"
 )
 
@@ -68,11 +71,28 @@ func (o *Outbox) settle(ctx context.Context, op string, claims []ports.Claim, re
 	if err != nil {
 		return o.wrap(op, err)
 	}
-	o.cur.settled(s.IDs, frees)
+	o.settled(s.IDs, frees)
 	if len(lost) > 0 {
 		return &ports.ClaimLostError{Op: op, IDs: lost}
 	}
 	return nil
+}
+
+// settled tells the claim cursor that the claims of ids were settled, and
+// when that made a message claimable (a keyed message's successor; a
+// released message) and is already committed (the root handle), wakes
+// this process's relays: a chain of keyed messages then advances at the
+// speed of claims, not of the relays' polls.
+func (o *Outbox) settled(ids []string, frees func(heldMessage) bool) {
+	freed := false
+	o.cur.settled(ids, func(h heldMessage) bool {
+		f := frees(h)
+		freed = freed || f
+		return f
+	})
+	if freed && !sqlbase.InTx(o.db) {
+		o.local.broadcast()
+	}
 }
 
 // single runs a statement on one claim; frees is as settle's.
@@ -98,7 +118,7 @@ func (o *Outbox) single(ctx context.Context, op string, claim ports.Claim, frees
 		return &ports.ClaimLostError{Op: op, IDs: []string{claim.ID}}
 	}
 	if frees != nil {
-		o.cur.settled([]string{claim.ID}, frees)
+		o.settled([]string{claim.ID}, frees)
 	}
 	return nil
 }
@@ -110,7 +130,96 @@ func (o *Outbox) Retry(ctx context.Context, claim ports.Claim, opts ports.RetryO
 	if at.IsZero() {
 		at = now
 	}
-	return o.single(ctx, "retry", claim, freesRetry, o.q.retry, core.FormatTime(at), nullable(opts.LastError), core.FormatTime(now))
+	err := o.single(ctx, "retry", claim, freesRetry, o.q.retry, core.FormatTime(at), nullable(opts.LastError), core.FormatTime(now))
+	if err == nil && !sqlbase.InTx(o.db) {
+		o.dueWake.add(at.Sub(now), o.local.broadcast) // the message is claimable again then
+	}
+	return err
+}
+
+// dueWakes wakes this process's relays when retried messages become due,
+// so that a retry after a short delay does not wait for the relays' next
+// poll. It keeps the times in a heap and one timer for the earliest; a
+// time up to dueWakeGrain before a kept one shares its wake-up, and a
+// retry more than maxDueWake away (or past maxDueWakes pending) is left to
+// the polls.
+type dueWakes struct {
+	mu    sync.Mutex
+	times dueHeap // real times, earliest first
+	timer *time.Timer
+	armed time.Time // when timer fires; zero when stopped
+}
+
+const (
+	dueWakeGrain = time.Millisecond
+	maxDueWake   = time.Minute
+	maxDueWakes  = 4096
+)
+
+// add arranges for wake to run after d.
+func (w *dueWakes) add(d time.Duration, wake func()) {
+	if d > maxDueWake {
+		return
+	}
+	at := time.Now().Add(max(d, 0))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, t := range w.times {
+		if !t.Before(at) && t.Sub(at) < dueWakeGrain {
+			return // that wake-up comes at or just after at
+		}
+	}
+	if len(w.times) >= maxDueWakes {
+		return
+	}
+	heap.Push(&w.times, at)
+	w.armLocked(wake)
+}
+
+// armLocked sets the timer for the earliest time, if it is not set for it.
+func (w *dueWakes) armLocked(wake func()) {
+	if len(w.times) == 0 {
+		return
+	}
+	next := w.times[0]
+	if !w.armed.IsZero() && !next.Before(w.armed) {
+		return
+	}
+	w.armed = next
+	d := time.Until(next)
+	if w.timer == nil {
+		w.timer = time.AfterFunc(d, func() { w.fire(wake) })
+	} else {
+		w.timer.Reset(d)
+	}
+}
+
+// fire wakes the relays, forgets the times that are due and arms the timer
+// for the next.
+func (w *dueWakes) fire(wake func()) {
+	wake()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.armed = time.Time{}
+	now := time.Now()
+	for len(w.times) > 0 && !w.times[0].After(now) {
+		heap.Pop(&w.times)
+	}
+	w.armLocked(wake)
+}
+
+// dueHeap is a min-heap of times (container/heap).
+type dueHeap []time.Time
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].Before(h[j]) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(time.Time)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return t
 }
 
 // DeadLetter implements ports.Outbox.

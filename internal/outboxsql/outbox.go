@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,7 +48,8 @@ type Dialect interface {
 	// claims it could not apply.
 	Settle(ctx context.Context, db bun.IDB, q *Queries, s Settlement) (lost []string, err error)
 	// Insert writes rows (each in Columns order) in one statement; when db
-	// commits, the dialect's listeners (Listen) are woken.
+	// commits, the dialect's listeners (Listen) are woken. topics nil (only
+	// ever passed to a Notifier) leaves that to a Notify after the commit.
 	Insert(ctx context.Context, db bun.IDB, q *Queries, rows [][]any, topics []string) error
 	// MaxInsertRows bounds the rows of one Insert (0: no bound).
 	MaxInsertRows() int
@@ -59,6 +61,14 @@ type Dialect interface {
 	// committed messages to q's table, or a nil channel when the database
 	// cannot tell (see ports.OutboxNotifier for the contract).
 	Listen(ctx context.Context, q *Queries) (<-chan struct{}, error)
+}
+
+// Notifier is implemented by a dialect whose listeners (Listen) can be
+// woken by a statement of its own (PostgreSQL's pg_notify).
+type Notifier interface {
+	// Notify wakes the listeners of q's table: messages were committed to
+	// it. It runs on db, the pool, outside any transaction.
+	Notify(ctx context.Context, db bun.IDB, q *Queries) error
 }
 
 // Config configures an outbox.
@@ -87,11 +97,21 @@ type Outbox struct {
 	cfg     Config
 	dialect Dialect
 	q       *Queries
-	local   *wakeups // shared with every copy made by WithDB
-	cur     *cursors // shared with every copy made by WithDB
+	local   *wakeups  // shared with every copy made by WithDB
+	cur     *cursors  // shared with every copy made by WithDB
+	dueWake *dueWakes // shared with every copy made by WithDB
 	// enqueued is set by an Enqueue in a transaction (a copy of WithDB's),
 	// so that the unit of work wakes the relays after its commit.
 	enqueued *atomic.Bool
+	// remote sends the database notifications that enqueues in announced
+	// transactions leave to the commit (nil unless the dialect is a
+	// Notifier); shared with every copy made by WithDB.
+	remote *announcer
+	// announced marks a copy whose transaction's commit is announced with
+	// Committed (AnnounceCommit); unannounced marks an enqueue through it
+	// whose notification is still to be sent.
+	announced   bool
+	unannounced *atomic.Bool
 }
 
 // New returns an outbox on db. An invalid configuration is an error
@@ -110,7 +130,11 @@ func New(db bun.IDB, cfg Config, d Dialect) (*Outbox, error) {
 	if cfg.DefaultMaxAttempts == 0 {
 		cfg.DefaultMaxAttempts = DefaultMaxAttempts
 	}
-	return &Outbox{db: db, gate: d.Gate(db), cfg: cfg, dialect: d, q: q, local: newWakeups(), cur: newCursors()}, nil
+	o := &Outbox{db: db, gate: d.Gate(db), cfg: cfg, dialect: d, q: q, local: newWakeups(), cur: newCursors(), dueWake: &dueWakes{}}
+	if n, ok := d.(Notifier); ok {
+		o.remote = &announcer{notify: func(ctx context.Context) error { return n.Notify(ctx, db, q) }, life: o.cur.life, log: cfg.Logger, table: q.n.Raw}
+	}
+	return o, nil
 }
 
 // WithDB returns a copy bound to db (typically a transaction). Cheap: the
@@ -120,7 +144,82 @@ func (o *Outbox) WithDB(db bun.IDB) *Outbox {
 	c.db = db
 	c.gate = o.dialect.Gate(db)
 	c.enqueued = new(atomic.Bool)
+	c.announced, c.unannounced = false, nil
 	return &c
+}
+
+// AnnounceCommit tells a copy bound to a transaction (WithDB) that its
+// caller calls Committed on it once the transaction has committed, as a
+// unit of work does. Enqueues through it then leave the database
+// notification of other processes' relays (PostgreSQL's NOTIFY) to
+// Committed, which sends one for all the commits that happen while it is
+// on its way: NOTIFY in a transaction serialises the commits of every
+// transaction that notifies, so that notifying in each of many concurrent
+// producers' transactions costs most of their throughput (BENCHMARKS.md).
+// The relays are still woken only after the commit, never after a
+// rollback.
+func (o *Outbox) AnnounceCommit() {
+	if o.remote != nil && sqlbase.InTx(o.db) {
+		o.announced = true
+		o.unannounced = new(atomic.Bool)
+	}
+}
+
+// announceCommit sends the database notification that enqueues through o
+// left to the commit, if any (see AnnounceCommit).
+func (o *Outbox) announceCommit() {
+	if o.unannounced != nil && o.unannounced.Swap(false) {
+		o.remote.announce()
+	}
+}
+
+// announcer sends coalesced notifications: announce starts a Notify unless
+// one is on its way, in which case another follows it, covering every
+// announce made meanwhile.
+type announcer struct {
+	notify func(context.Context) error
+	life   context.Context // ends when the outbox is closed
+	log    *slog.Logger
+	table  string
+
+	mu               sync.Mutex
+	pending, running bool
+}
+
+// notifyTimeout bounds one coalesced Notify.
+const notifyTimeout = 10 * time.Second
+
+func (a *announcer) announce() {
+	a.mu.Lock()
+	a.pending = true
+	start := !a.running
+	a.running = true
+	a.mu.Unlock()
+	if start {
+		go a.run()
+	}
+}
+
+// run sends notifications while announcements are pending.
+func (a *announcer) run() {
+	for {
+		a.mu.Lock()
+		if !a.pending || a.life.Err() != nil {
+			a.running = false
+			a.mu.Unlock()
+			return
+		}
+		a.pending = false
+		a.mu.Unlock()
+		ctx, cancel := context.WithTimeout(querylog.WithPort(a.life, "outbox.notify"), notifyTimeout)
+		err := a.notify(ctx)
+		cancel()
+		if err != nil && a.life.Err() == nil {
+			// Other processes' relays find the messages at their next poll.
+			a.log.LogAttrs(ctx, slog.LevelWarn, "outbox: notifying other processes of committed messages failed; their relays poll for them",
+				slog.String("table", a.table), slog.String("error", err.Error()))
+		}
+	}
 }
 
 // Enqueued reports whether messages were enqueued through this copy in a
@@ -201,8 +300,17 @@ func (o *Outbox) enqueue(ctx context.Context, msgs []ports.OutboxMessage) ([]str
 		if err != nil {
 			return nil, o.wrap("enqueue", err) // BEGIN or COMMIT failed
 		}
-	} else if err := o.insert(ctx, rows, topics); err != nil {
-		return nil, err
+	} else {
+		notifyTopics := topics
+		if o.announced {
+			notifyTopics = nil // Committed notifies (AnnounceCommit)
+		}
+		if err := o.insert(ctx, rows, notifyTopics); err != nil {
+			return nil, err
+		}
+		if o.announced {
+			o.unannounced.Store(true)
+		}
 	}
 	if inTx {
 		if o.enqueued != nil {
@@ -369,7 +477,7 @@ func (o *Outbox) claim(ctx context.Context, opts ports.ClaimOptions) ([]ports.Cl
 		Topics:      opts.Topics,
 		From:        from,
 	}
-	msgs := make([]ports.ClaimedMessage, 0, opts.Limit)
+	var msgs []ports.ClaimedMessage
 	var deadIDs []string
 	// Rows dead-lettered by the claim (lease expired on the final attempt)
 	// count against the limit; claim again so they never hide ready work.
@@ -387,16 +495,29 @@ func (o *Outbox) claim(ctx context.Context, opts ports.ClaimOptions) ([]ports.Cl
 		dead := 0
 		for i := range recs {
 			if recs[i].Status == ports.StatusDead {
-				deadIDs = append(deadIDs, recs[i].ID)
 				dead++
+			}
+		}
+		if msgs == nil && len(recs) > dead {
+			// Room for exactly this round's messages (a claim woken by one
+			// commit gets one or two, not Limit).
+			msgs = make([]ports.ClaimedMessage, 0, len(recs)-dead)
+		}
+		for i := range recs {
+			if recs[i].Status == ports.StatusDead {
+				deadIDs = append(deadIDs, recs[i].ID)
 				continue
 			}
 			msgs = append(msgs, recs[i].Claimed())
 		}
+		releaseRecords(recs)
 		if dead == 0 || len(msgs) >= opts.Limit {
 			break
 		}
 		p.Limit = opts.Limit - len(msgs)
+	}
+	if msgs == nil {
+		msgs = []ports.ClaimedMessage{} // empty, not nil, as always
 	}
 	// RETURNING and read-backs give rows in no defined order; hand them out
 	// in claim order.

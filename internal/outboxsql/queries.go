@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -254,8 +255,41 @@ func (r *Record) Claimed() ports.ClaimedMessage {
 // ScanRecords reads rows selected with Columns and closes them.
 func ScanRecords(rows *sql.Rows) ([]Record, error) { return ScanRecordsN(rows, 0) }
 
-// ScanRecordsN is ScanRecords with room for n rows allocated at the first
-// row (the claim's limit; 0 when unknown).
+// recordBufs recycles the claims' record buffers: a claim's records are
+// copied into the ClaimedMessages it returns, so its buffer (room for the
+// claim's limit) serves the next claim instead of being allocated again.
+var recordBufs sync.Pool // *[]Record, empty
+
+// recordBuf returns an empty buffer with room for n records (nil for n 0).
+func recordBuf(n int) []Record {
+	if n <= 0 {
+		return nil
+	}
+	if b, ok := recordBufs.Get().(*[]Record); ok && cap(*b) >= n {
+		return (*b)[:0]
+	}
+	return make([]Record, 0, n)
+}
+
+// releaseRecords hands the buffer of recs (from ScanRecordsN or
+// ScanClaimed, no longer used) back for the next claim. Its records are
+// cleared first, so that it keeps no payload alive.
+func releaseRecords(recs []Record) {
+	if cap(recs) == 0 || cap(recs) > maxPooledRecords {
+		return
+	}
+	clear(recs[:cap(recs)])
+	recs = recs[:0]
+	recordBufs.Put(&recs)
+}
+
+// maxPooledRecords bounds the buffers kept for reuse (a claim of more rows
+// allocates its own).
+const maxPooledRecords = 1000
+
+// ScanRecordsN is ScanRecords with room for n rows at the first row (the
+// claim's limit; 0 when unknown), from a recycled buffer (see
+// releaseRecords).
 func ScanRecordsN(rows *sql.Rows, n int) ([]Record, error) {
 	defer rows.Close()
 	var (
@@ -271,7 +305,7 @@ func ScanRecordsN(rows *sql.Rows, n int) ([]Record, error) {
 			return nil, err
 		}
 		if out == nil {
-			out = make([]Record, 0, max(n, 1)) // on the first row: an empty claim allocates nothing
+			out = recordBuf(max(n, 1)) // on the first row: an empty claim takes nothing
 		}
 		if err := c.decode(&r); err != nil {
 			return nil, err
@@ -326,7 +360,7 @@ func (c *scanned) decode(r *Record) error {
 const ClaimColumns = "id, kind, topic, ordering_key, payload, headers, status, attempts, max_attempts, available_at, last_error, created_at"
 
 // ScanClaimed reads the rows of a claim that returned ClaimColumns, made
-// with p, and closes them. The records are those ScanRecords would read
+// with p, and closes them, into a recycled buffer (see releaseRecords). The records are those ScanRecords would read
 // from Columns: a claimed row's lease ends at p.LockedUntil and its token is
 // p.TokenPrefix + ID; a row the claim dead-lettered has neither; both were
 // updated at p.Now.
@@ -344,7 +378,7 @@ func ScanClaimed(rows *sql.Rows, p ClaimParams) ([]Record, error) {
 			return nil, err
 		}
 		if out == nil {
-			out = make([]Record, 0, max(p.Limit, 1)) // on the first row: an empty claim allocates nothing
+			out = recordBuf(max(p.Limit, 1)) // on the first row: an empty claim takes nothing
 			// The claim's own times, parsed once per claim.
 			var err error
 			if update, err = core.ParseTime(p.Now); err != nil {

@@ -24,6 +24,40 @@ func SettleReturning(ctx context.Context, db bun.IDB, q *Queries, s Settlement) 
 	return s.Lost(done), nil
 }
 
+// SettleCounted is the settlement that needs no RETURNING in the usual
+// case: the statement (hint as SettleSQL's) runs alone in a transaction (a
+// savepoint when db is one), committed when its row count equals the
+// number of claims, which is when every claim was held. A short count
+// rolls it back, since which claims matched is unknown, and lost runs
+// instead: it applies s to the claims still held and returns the others.
+// Reading the IDs of a RETURNING costs more than the transaction's BEGIN
+// and COMMIT (BENCHMARKS.md).
+func SettleCounted(ctx context.Context, db bun.IDB, q *Queries, s Settlement, hint string,
+	lost func(ctx context.Context) ([]string, error)) ([]string, error) {
+	query, args := q.SettleSQL(s, hint, false)
+	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.ExecContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n != int64(len(s.IDs)) {
+			return errShort // roll back: which claims matched is unknown
+		}
+		return nil
+	})
+	if !errors.Is(err, errShort) {
+		return nil, err
+	}
+	return lost(ctx)
+}
+
+// errShort rolls back a settlement that matched fewer rows than claims.
+var errShort = errors.New("fewer rows than claims")
+
 // QueryBehind runs q.Behind(p, hint, before) on db.
 func QueryBehind(ctx context.Context, db bun.IDB, q *Queries, p ClaimParams, hint, before string) (string, error) {
 	query, args := q.Behind(p, hint, before)

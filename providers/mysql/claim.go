@@ -114,53 +114,34 @@ func (*mysqlDialect) Behind(ctx context.Context, db bun.IDB, q *outboxsql.Querie
 
 // Settle first tries the statement alone, in a transaction (a savepoint
 // when already in one), committed when it matched every claim, the usual
-// case. MySQL has no UPDATE or DELETE ... RETURNING, so when some claims
-// were lost it rolls back, finds the claims still held with a locking read
-// and applies the change to exactly those, in one transaction.
+// case (outboxsql.SettleCounted). MySQL has no UPDATE or DELETE ...
+// RETURNING, so when some claims were lost it finds the claims still held
+// with a locking read and applies the change to exactly those, in one
+// transaction.
 func (*mysqlDialect) Settle(ctx context.Context, db bun.IDB, q *outboxsql.Queries, s outboxsql.Settlement) ([]string, error) {
-	query, args := q.SettleSQL(s, pkHint, false)
-	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		res, err := tx.ExecContext(ctx, query, args...)
-		if err != nil {
+	return outboxsql.SettleCounted(ctx, db, q, s, pkHint, func(ctx context.Context) ([]string, error) {
+		var held map[string]struct{}
+		err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+			rows, err := tx.QueryContext(ctx, "SELECT id FROM "+q.Names().Table+pkHint+" WHERE id IN (?) AND claim_token IN (?) FOR UPDATE",
+				bun.In(s.IDs), bun.In(s.Tokens))
+			if err != nil {
+				return err
+			}
+			if held, err = outboxsql.ScanIDSet(rows); err != nil || len(held) == 0 {
+				return err
+			}
+			sub := s
+			sub.IDs = make([]string, 0, len(held))
+			for id := range held {
+				sub.IDs = append(sub.IDs, id)
+			}
+			query, args := q.SettleSQL(sub, pkHint, false)
+			_, err = tx.ExecContext(ctx, query, args...)
 			return err
-		}
-		n, err := res.RowsAffected()
+		})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if n != int64(len(s.IDs)) {
-			return errShort // roll back: which claims matched is unknown
-		}
-		return nil
+		return s.Lost(held), nil
 	})
-	if !errors.Is(err, errShort) {
-		return nil, err
-	}
-	var held map[string]struct{}
-	err = db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		rows, err := tx.QueryContext(ctx, "SELECT id FROM "+q.Names().Table+pkHint+" WHERE id IN (?) AND claim_token IN (?) FOR UPDATE",
-			bun.In(s.IDs), bun.In(s.Tokens))
-		if err != nil {
-			return err
-		}
-		if held, err = outboxsql.ScanIDSet(rows); err != nil || len(held) == 0 {
-			return err
-		}
-		sub := s
-		sub.IDs = make([]string, 0, len(held))
-		for id := range held {
-			sub.IDs = append(sub.IDs, id)
-		}
-		query, args := q.SettleSQL(sub, pkHint, false)
-		_, err = tx.ExecContext(ctx, query, args...)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return s.Lost(held), nil
 }
-
-// errShort rolls back a fast-path statement that matched fewer rows than
-// claims.
-var errShort = errors.New("fewer rows than claims")

@@ -57,35 +57,39 @@ func claimQuery(q *outboxsql.Queries, p outboxsql.ClaimParams, returning string)
 // (Measurements: BENCHMARKS.md, tuning step 11.)
 const claimRowsHint = " CROSS JOIN generate_series(1, (SELECT 1)) AS rows_hint"
 
-// Settle passes the ID and token lists as one text[] value each and
-// returns only the claims it could not apply, so the usual batch, all held,
-// comes back empty:
+// Settle passes the ID and token lists as one text[] value each and reads
+// back the IDs of the claims it applied:
 //
-//	WITH l AS MATERIALIZED (SELECT * FROM unnest(ids, tokens) WITH ORDINALITY AS l(id, token, n)),
-//	done AS (DELETE ... WHERE id = ANY(ARRAY(SELECT id FROM l))
-//	    AND claim_token = ANY(ARRAY(SELECT token FROM l)) RETURNING id)
-//	SELECT l.id FROM l WHERE NOT EXISTS (SELECT 1 FROM done WHERE done.id = l.id) ORDER BY l.n
+//	DELETE FROM t WHERE id = ANY(ids) AND claim_token = ANY(tokens) RETURNING id
 //
-// ARRAY(subquery), as in the claim, reaches the primary key as one array
-// whatever the batch size; a token embeds its message's ID, so the two
-// lists match exactly the given claims.
+// (Release: the UPDATE). A token embeds its message's ID, so the two
+// lists match exactly the given claims; the claims missing from what comes
+// back are the lost ones. The statement alone costs the server less than
+// wrapping it in a CTE that returns only the lost claims (the form before
+// tuning step 22, BENCHMARKS.md), more than reading 100 IDs costs the client.
 func (*pgDialect) Settle(ctx context.Context, db bun.IDB, q *outboxsql.Queries, s outboxsql.Settlement) ([]string, error) {
-	const list = "WITH l AS MATERIALIZED (SELECT * FROM unnest(?::text[], ?::text[]) WITH ORDINALITY AS l(id, token, n)), done AS ("
-	const fence = " WHERE id = ANY(ARRAY(SELECT id FROM l)) AND claim_token = ANY(ARRAY(SELECT token FROM l))"
-	const lost = " RETURNING id) SELECT l.id FROM l WHERE NOT EXISTS (SELECT 1 FROM done WHERE done.id = l.id) ORDER BY l.n"
+	const fence = " WHERE id = ANY(?::text[]) AND claim_token = ANY(?::text[])"
 	t := q.Names().Table
-	query := list + "DELETE FROM " + t + fence + lost
+	query := "DELETE FROM " + t + fence + " RETURNING id"
 	args := []any{textArray(s.IDs), textArray(s.Tokens)}
 	if s.Release {
-		query = list + "UPDATE " + t + " SET attempts = attempts - 1, locked_until = NULL, claim_token = NULL, updated_at = ?" +
-			fence + " AND status = 'pending'" + lost
-		args = append(args, s.Now)
+		query = "UPDATE " + t + " SET attempts = attempts - 1, locked_until = NULL, claim_token = NULL, updated_at = ?" +
+			fence + " AND status = 'pending' RETURNING id"
+		args = []any{s.Now, textArray(s.IDs), textArray(s.Tokens)}
 	}
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
-	return outboxsql.ScanIDList(rows)
+	applied, err := outboxsql.ScanIDList(rows)
+	if err != nil || len(applied) == len(s.IDs) {
+		return nil, err
+	}
+	set := make(map[string]struct{}, len(applied))
+	for _, id := range applied {
+		set[id] = struct{}{}
+	}
+	return s.Lost(set), nil
 }
 
 // Insert writes the rows and notifies listeners in one statement:
@@ -95,6 +99,8 @@ func (*pgDialect) Settle(ctx context.Context, db bun.IDB, q *outboxsql.Queries, 
 // The notification is delivered when the transaction commits, and never
 // after a rollback; one statement needs no transaction of its own on the
 // pool. Several rows travel as one array per column (see insertArrays).
+// With topics nil (a unit of work's transaction) the INSERT is alone: the
+// outbox calls Notify after the commit.
 func (*pgDialect) Insert(ctx context.Context, db bun.IDB, q *outboxsql.Queries, rows [][]any, topics []string) error {
 	var ins string
 	var args []any
@@ -103,7 +109,24 @@ func (*pgDialect) Insert(ctx context.Context, db bun.IDB, q *outboxsql.Queries, 
 	} else {
 		ins, args = q.InsertValues(rows)
 	}
+	if topics == nil {
+		_, err := db.ExecContext(ctx, ins, args...)
+		return err
+	}
 	args = append(args, NotifyChannel(q.Names().Raw), notifyPayload(topics))
 	_, err := db.ExecContext(ctx, "WITH ins AS ("+ins+") SELECT pg_notify(?, ?)", args...)
+	return err
+}
+
+// Notify sends the notification of commits whose INSERTs left it out (see
+// Insert), with an empty payload (it stands for any number of commits), in
+// a transaction of its own that does not wait for its commit record to
+// reach the disk: it changes no data, and the commits it announces are
+// durable already. NOTIFY serialises the commits of the transactions that
+// send one (PostgreSQL takes a lock on the notification queue from before
+// their commit record is flushed until they end), which is why the outbox
+// sends one for many commits instead of one in each.
+func (*pgDialect) Notify(ctx context.Context, db bun.IDB, q *outboxsql.Queries) error {
+	_, err := db.ExecContext(ctx, "SELECT set_config('synchronous_commit', 'off', true), pg_notify(?, '')", NotifyChannel(q.Names().Raw))
 	return err
 }

@@ -58,36 +58,7 @@ func (sqliteDialect) Insert(ctx context.Context, db bun.IDB, q *outboxsql.Querie
 	return outboxsql.InsertValues(ctx, db, q, rows)
 }
 
-func (sqliteDialect) Settle(ctx context.Context, db bun.IDB, q *outboxsql.Queries, s outboxsql.Settlement) ([]string, error) {
-	return outboxsql.SettleReturning(ctx, db, q, s)
-}
-
 func expiresIndex(n sqlbase.Names) string { return n.Index("_expires_idx") }
-
-// Behind reads the claim index in claim order, as the claim does.
-func (sqliteDialect) Behind(ctx context.Context, db bun.IDB, q *outboxsql.Queries, p outboxsql.ClaimParams, before string) (string, error) {
-	return outboxsql.QueryBehind(ctx, db, q, p, ` INDEXED BY "`+q.ClaimIndex()+`"`, before)
-}
-
-// Claim is one UPDATE ... WHERE id IN (eligible) RETURNING, the eligible
-// scan forced onto the claim index (after ANALYZE the planner may prefer a
-// full scan). SQLite needs no SKIP LOCKED: its write lock serialises
-// claimers.
-func (sqliteDialect) Claim(ctx context.Context, db bun.IDB, q *outboxsql.Queries, p outboxsql.ClaimParams) ([]outboxsql.Record, error) {
-	query, args := claimQuery(q, p)
-	rows, err := db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	return outboxsql.ScanRecordsN(rows, p.Limit)
-}
-
-func claimQuery(q *outboxsql.Queries, p outboxsql.ClaimParams) (string, []any) {
-	set, setArgs := q.ClaimSet(p, "? || id")
-	eligible, eligArgs := q.Eligible(p, ` INDEXED BY "`+q.ClaimIndex()+`"`, "")
-	return "UPDATE " + q.Names().Table + " SET " + set + " WHERE id IN (" + eligible + ") RETURNING " + outboxsql.Columns,
-		append(setArgs, eligArgs...)
-}
 
 // migrationFiles are SQLite's versioned migrations.
 //
