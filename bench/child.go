@@ -36,7 +36,22 @@ type Spec struct {
 	MsgsPerTx int    `json:"msgs_per_tx,omitempty"`
 	Expect    int    `json:"expect,omitempty"` // drain: backlog size
 	Rate      int    `json:"rate,omitempty"`   // e2e: total producer rate (0: flat out)
+	// Variant selects a case's flavour (scale: "drain" or "enqueue").
+	Variant string `json:"variant,omitempty"`
+	// Size is the scale workload's backlog or dead-letter count.
+	Size int `json:"size,omitempty"`
+	// Delay is the handler latency (slow workload).
+	Delay time.Duration `json:"delay,omitempty"`
+	// ServerPID is the database server's pid (0: not local), for its CPU
+	// time (server.go).
+	ServerPID int    `json:"server_pid,omitempty"`
 	Cfg       Config `json:"cfg"`
+}
+
+// result returns the Result that identifies s.
+func (s Spec) result() Result {
+	return Result{ID: s.ID, Workload: s.Workload, Dialect: s.Dialect, Impl: s.Impl, Workers: s.Workers, Producers: s.Producers,
+		MsgsPerTx: s.MsgsPerTx, Rate: s.Rate, Variant: s.Variant, Size: s.Size}
 }
 
 type caseFunc func(ctx context.Context, s Spec, r *Result) error
@@ -50,7 +65,8 @@ func childMain() int {
 		fmt.Fprintf(os.Stderr, "child: bad spec: %v\n", err)
 		return 2
 	}
-	r := Result{ID: s.ID, Workload: s.Workload, Dialect: s.Dialect, Impl: s.Impl, Workers: s.Workers, MsgsPerTx: s.MsgsPerTx}
+	r := s.result()
+	serverPid = s.ServerPID
 	fn := cases[s.Workload+"/"+s.Impl]
 	if fn == nil {
 		r.Skipped = "not implemented"
@@ -61,6 +77,16 @@ func childMain() int {
 				pprof.StartCPUProfile(f)
 				defer func() { pprof.StopCPUProfile(); f.Close() }()
 			}
+		}
+		if s.Cfg.MemProfile != "" {
+			runtime.MemProfileRate = 1
+			defer func() {
+				f, err := os.Create(s.Cfg.MemProfile + "." + strings.ReplaceAll(s.ID, "/", "_") + ".mprof")
+				if err == nil {
+					pprof.Lookup("allocs").WriteTo(f, 0)
+					f.Close()
+				}
+			}()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.Cfg.CaseTimeout)
 		defer cancel()
@@ -81,7 +107,7 @@ func childMain() int {
 // runChild runs one case in a child process of this binary.
 func runChild(ctx context.Context, s Spec) Result {
 	exe, err := os.Executable()
-	base := Result{ID: s.ID, Workload: s.Workload, Dialect: s.Dialect, Impl: s.Impl, Workers: s.Workers, MsgsPerTx: s.MsgsPerTx}
+	base := s.result()
 	if err != nil {
 		base.Error = err.Error()
 		return base
@@ -147,12 +173,43 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// setCPU records the CPU time spent since cpu0 per message, in µs.
+// setCPU records the CPU time spent since cpu0 per message, in µs, and
+// the allocations since the last allocMark per message.
 func (r *Result) setCPU(cpu0 time.Duration, msgs int64) {
 	if msgs > 0 {
 		r.CPUusPerMsg = float64(cpuTime()-cpu0) / float64(msgs) / 1e3
+		if s1, ok := processCPU(serverPid); ok && serverCPU0 > 0 {
+			r.ServerCPUusPerMsg = float64(s1-serverCPU0) / float64(msgs) / 1e3
+		}
+		if m0 := allocMark.Load(); m0 != nil {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			r.AllocsPerMsg = float64(ms.Mallocs-m0.Mallocs) / float64(msgs)
+			r.BytesPerMsg = float64(ms.TotalAlloc-m0.TotalAlloc) / float64(msgs)
+		}
 	}
 }
+
+// allocMark holds the allocation counters at the start of the timed
+// section (markAllocs), for setCPU.
+var allocMark atomic.Pointer[runtime.MemStats]
+
+// cpuStart marks the start of a timed section: it returns the CPU time so
+// far and records the allocation counters.
+func cpuStart() time.Duration {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	allocMark.Store(&ms)
+	serverCPU0, _ = processCPU(serverPid)
+	return cpuTime()
+}
+
+var (
+	// serverPid is the database server's pid (Spec.ServerPID) and
+	// serverCPU0 its CPU time at cpuStart.
+	serverPid  int
+	serverCPU0 time.Duration
+)
 
 // heapSampler records the peak HeapInuse every 50ms.
 type heapSampler struct {

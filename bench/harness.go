@@ -13,8 +13,11 @@ import (
 )
 
 func producersFor(s Spec) int {
-	if s.Dialect == "sqlite" {
+	switch {
+	case s.Dialect == "sqlite":
 		return 1 // one writer
+	case s.Producers > 0:
+		return s.Producers
 	}
 	return s.Cfg.Producers
 }
@@ -26,7 +29,8 @@ func runEnqueue(ctx context.Context, s Spec, r *Result, tx func(ctx context.Cont
 	r.Producers = p
 	var total atomic.Int64
 	deadline := time.Now().Add(s.Cfg.EnqDuration)
-	start, cpu0 := time.Now(), cpuTime()
+	cpu0 := cpuStart()
+	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	for i := 0; i < p; i++ {
 		g.Go(func() error {
@@ -98,6 +102,7 @@ func runE2E(ctx context.Context, s Spec, r *Result, sys e2eSystem) error {
 	r.Rate = s.Rate
 	var (
 		lat       latencies
+		txLat     latencies // the producers' transactions, enqueue to commit
 		delivered atomic.Int64
 		produced  atomic.Int64
 	)
@@ -112,7 +117,8 @@ func runE2E(ctx context.Context, s Spec, r *Result, sys e2eSystem) error {
 	}()
 	time.Sleep(200 * time.Millisecond) // let the consumers start (and LISTEN)
 
-	start, cpu0 := time.Now(), cpuTime()
+	cpu0 := cpuStart()
+	start := time.Now()
 	deadline := start.Add(s.Cfg.E2EDuration)
 	var interval time.Duration
 	if s.Rate > 0 {
@@ -130,9 +136,11 @@ func runE2E(ctx context.Context, s Spec, r *Result, sys e2eSystem) error {
 					}
 					next = next.Add(interval)
 				}
-				if err := sys.produce(gctx, seq, time.Now().UnixNano()); err != nil {
+				t := time.Now().UnixNano()
+				if err := sys.produce(gctx, seq, t); err != nil {
 					return err
 				}
+				txLat.add(t)
 				seq++
 				produced.Add(1)
 			}
@@ -166,6 +174,9 @@ func runE2E(ctx context.Context, s Spec, r *Result, sys e2eSystem) error {
 	r.setCPU(cpu0, r.Produced)
 	r.ProducedPerSec = float64(r.Produced) / window.Seconds()
 	lat.fill(r)
+	var tx Result
+	txLat.fill(&tx)
+	r.TxP50ms, r.TxP99ms = tx.P50ms, tx.P99ms
 	if d := delivered.Load(); d != produced.Load() {
 		return fmt.Errorf("delivered %d of %d produced messages", d, produced.Load())
 	}

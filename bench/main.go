@@ -14,10 +14,23 @@
 //	drain    a backlog (default 100,000) drained by a no-op handler at 1, 2,
 //	         4 and 8 workers; peak heap and RSS of the draining process
 //	e2e      producers and consumers together for a fixed time: msgs/s
-//	         delivered and enqueue→handler latency p50/p99
+//	         delivered and enqueue→handler latency p50/p99 (the paced case
+//	         measures same-process wake-ups)
+//	slow     one relay draining a backlog with a handler that takes 5 ms
+//	keyed    50 keys × 40 messages, 30% of handler calls failing: the time
+//	         until every message was delivered in key order
+//	scale    drain rate and claim latency over backlogs of 10k, 100k and 1M
+//	         messages; enqueue rate beside 10k, 100k and 1M dead letters
+//	notify   PostgreSQL: enqueue at 1, 4, 16 and 64 producers, with and
+//	         without pg_notify
+//	idem     RunIdempotently (reserve, business insert, complete in one
+//	         transaction) beside the bare business insert; replay latency
 //
-// Every case runs in a child process of this binary (so RSS and heap
-// figures belong to that case alone); the parent prepares databases, seeds
+// Every case runs -count times (3 by default; -quick: once) and the median
+// is kept; the implementations compared in one row run in turn within each
+// round (wharf, raw, wharf, raw, ...), so that both see the same load.
+// Every run is in a child process of this binary (so RSS and heap figures
+// belong to that case alone); the parent prepares databases, seeds
 // backlogs, prints the table and writes the JSON.
 package main
 
@@ -64,6 +77,27 @@ type Config struct {
 	CaseTimeout time.Duration `json:"case_timeout"`
 	Count       int           `json:"count"`
 	Verbose     bool          `json:"verbose"`
+
+	// SlowHandler is the handler latency of the slow workload.
+	SlowHandler time.Duration `json:"slow_handler"`
+	// SlowBacklog is the backlog of the slow workload.
+	SlowBacklog int `json:"slow_backlog"`
+	// Keys, PerKey and FailPct shape the keyed workload.
+	Keys    int `json:"keys"`
+	PerKey  int `json:"per_key"`
+	FailPct int `json:"fail_pct"`
+	// KeyedRelays is the number of relays (in this process) of the keyed
+	// workload.
+	KeyedRelays int `json:"keyed_relays"`
+	// ScaleSizes are the backlogs (and dead-letter counts) of the scale
+	// workload.
+	ScaleSizes []int `json:"scale_sizes"`
+	// NotifyProducers are the producer counts of the notify workload.
+	NotifyProducers []int `json:"notify_producers"`
+	// IdemDuration is the duration of each idempotency case.
+	IdemDuration time.Duration `json:"idem_duration"`
+	// CPUProfileRate, MemProfile: see the flags.
+	MemProfile string `json:"memprofile,omitempty"`
 }
 
 func main() {
@@ -99,18 +133,30 @@ func parentMain() int {
 	flag.IntVar(&riverConns, "river-conns", 20, "River pgxpool MaxConns")
 	flag.StringVar(&dialects, "dialects", "sqlite,postgres,mysql", "dialects to run")
 	flag.StringVar(&impls, "impls", "wharf,raw,river", "implementations to run; diagnostics: wharf-outbox (wharf's Claim+Complete in plain loops, no relay), wharf-defaults (relay with default options), wharf-serial (prototype: outbox calls serialized by a mutex), wharf-fastcomplete (prototype: Complete as one DELETE checked by its row count)")
-	flag.StringVar(&loads, "workloads", "enqueue,drain,e2e", "workloads to run")
+	flag.StringVar(&loads, "workloads", "enqueue,drain,e2e,slow,keyed,idem,notify,scale", "workloads to run")
 	flag.StringVar(&c.Only, "only", "", "run only the cases whose id (e.g. drain/postgres/wharf/w=4) matches this regexp")
 	flag.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile per case to PREFIX.<case>.pprof")
 	flag.StringVar(&c.Out, "out", "results/latest.json", "JSON output file")
 	flag.DurationVar(&c.CaseTimeout, "case-timeout", 4*time.Minute, "a case still running after this fails")
 	flag.BoolVar(&c.Verbose, "v", false, "log the children's progress")
-	flag.IntVar(&c.Count, "count", 1, "run every case this many times and keep the median (the machine may be shared)")
+	flag.IntVar(&c.Count, "count", 3, "run every case this many times and keep the median (the machine may be shared); -quick: 1")
+	flag.DurationVar(&c.SlowHandler, "slow-handler", 5*time.Millisecond, "handler latency of the slow workload")
+	flag.IntVar(&c.SlowBacklog, "slow-backlog", 50_000, "backlog of the slow workload")
+	flag.IntVar(&c.Keys, "keys", 50, "ordering keys of the keyed workload")
+	flag.IntVar(&c.PerKey, "per-key", 40, "messages per key of the keyed workload")
+	flag.IntVar(&c.FailPct, "fail-pct", 30, "percentage of handler calls that fail in the keyed workload")
+	flag.IntVar(&c.KeyedRelays, "keyed-relays", 1, "relays of the keyed workload (one process)")
+	var scaleSizes, notifyProducers string
+	flag.StringVar(&scaleSizes, "scale-sizes", "10000,100000,1000000", "backlogs (drain) and dead letters (enqueue) of the scale workload")
+	flag.StringVar(&notifyProducers, "notify-producers", "1,4,16,64", "producer counts of the notify workload")
+	flag.DurationVar(&c.IdemDuration, "idem-duration", 3*time.Second, "duration of each idempotency case")
+	flag.StringVar(&c.MemProfile, "memprofile", "", "write an allocation profile per case to PREFIX.<case>.mprof (sampling every allocation: slows the case)")
 	flag.Parse()
 	c.RiverConns = int32(riverConns)
 
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
 	if c.Quick {
 		if !set["backlog"] {
 			c.Backlog = 5_000
@@ -124,8 +170,34 @@ func parentMain() int {
 		if !set["e2e-duration"] {
 			c.E2EDuration = time.Second
 		}
+		if !set["count"] {
+			c.Count = 1
+		}
+		if !set["scale-sizes"] {
+			scaleSizes = "2000,20000"
+		}
+		if !set["slow-backlog"] {
+			c.SlowBacklog = 5_000
+		}
+		if !set["notify-producers"] {
+			notifyProducers = "1,16"
+		}
+		if !set["idem-duration"] {
+			c.IdemDuration = 700 * time.Millisecond
+		}
 	}
-	var err error
+	if c.ScaleSizes, err = parseInts(scaleSizes); err != nil {
+		return fail("-scale-sizes: %v", err)
+	}
+	if c.NotifyProducers, err = parseInts(notifyProducers); err != nil {
+		return fail("-notify-producers: %v", err)
+	}
+	if c.Count < 1 {
+		return fail("-count %d: run every case at least once", c.Count)
+	}
+	if c.FailPct < 0 || c.FailPct > 90 {
+		return fail("-fail-pct %d: use 0 to 90", c.FailPct)
+	}
 	if c.Workers, err = parseInts(workers); err != nil {
 		return fail("-workers: %v", err)
 	}
@@ -148,6 +220,11 @@ func parentMain() int {
 	if c.CPUProfile != "" {
 		if c.CPUProfile, err = filepath.Abs(c.CPUProfile); err != nil {
 			return fail("-cpuprofile: %v", err)
+		}
+	}
+	if c.MemProfile != "" {
+		if c.MemProfile, err = filepath.Abs(c.MemProfile); err != nil {
+			return fail("-memprofile: %v", err)
 		}
 	}
 

@@ -34,7 +34,19 @@ type rawStore struct {
 	q       rawSQL
 	mu      sync.Mutex
 	stmts   map[string]*sql.Stmt
-	notify  bool // PostgreSQL: pg_notify after enqueue, as wharf's outbox does
+	// notify is how PostgreSQL's enqueues notify listeners: notifyAfter,
+	// as wharf's unit of work does, notifyInStatement (pg_notify in the
+	// INSERT, as wharf's root-handle Enqueue and wharf before coalescing),
+	// or notifyNone.
+	notify int
+	after  *rawAnnouncer
+	// cursor is the claim cursor (under mu): where the last claim ended.
+	cursor time.Time
+	// local wakes this process's consumers after a producer's commit, as
+	// wharf's outbox does (e2e).
+	local *waker
+	// timed.claims holds the claims' latencies (under mu).
+	timed timedOutbox
 }
 
 func openRawStore(ctx context.Context, s Spec, conns int) (*rawStore, error) {
@@ -42,7 +54,17 @@ func openRawStore(ctx context.Context, s Spec, conns int) (*rawStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rawStore{db: db, dialect: s.Dialect, q: newRawSQL(s.Dialect, rawTable), stmts: map[string]*sql.Stmt{}, notify: s.Dialect == "postgres"}, nil
+	st := &rawStore{db: db, dialect: s.Dialect, q: newRawSQL(s.Dialect, rawTable), stmts: map[string]*sql.Stmt{}}
+	switch {
+	case s.Dialect != "postgres" || s.Impl == "raw-nonotify":
+		st.notify = notifyNone
+	case s.Impl == "raw-instmt":
+		st.notify = notifyInStatement
+	default:
+		st.notify = notifyAfter
+		st.after = &rawAnnouncer{db: db}
+	}
+	return st, nil
 }
 
 func (st *rawStore) Close() {
@@ -70,21 +92,17 @@ func (st *rawStore) stmt(ctx context.Context, text string) (*sql.Stmt, error) {
 const rawNotifyChannel = "wharf_outbox_raw_outbox"
 
 // enqueue inserts n messages in one transaction: one multi-row statement
-// (10-row statements on SQLite, see insertChunk).
+// (10-row statements on SQLite, see insertChunk); on PostgreSQL with
+// notify, the statement notifies too, as wharf's Insert does. After the
+// commit it wakes this process's consumers (st.local).
 func (st *rawStore) enqueue(ctx context.Context, seq, n int, t int64) error {
 	chunk := insertChunk(st.dialect, n)
-	ins, err := st.stmt(ctx, st.q.insert(chunk))
+	ins, err := st.stmt(ctx, st.insertText(chunk))
 	if err != nil {
 		return err
 	}
-	var notify *sql.Stmt
-	if st.notify {
-		if notify, err = st.stmt(ctx, "SELECT pg_notify($1, $2)"); err != nil {
-			return err
-		}
-	}
 	now := core.FormatTime(time.Now())
-	args := make([]any, 0, n*15)
+	args := make([]any, 0, n*15+2)
 	for i := 0; i < n; i++ {
 		args = insertArgs(args, core.NewID(), payload(seq+i, t), now)
 	}
@@ -95,23 +113,82 @@ func (st *rawStore) enqueue(ctx context.Context, seq, n int, t int64) error {
 	txIns := tx.StmtContext(ctx, ins)
 	for off := 0; off < n; off += chunk {
 		if off+chunk > n {
-			if txIns, err = st.txStmt(ctx, tx, st.q.insert(n-off)); err != nil {
+			if txIns, err = st.txStmt(ctx, tx, st.insertText(n-off)); err != nil {
 				tx.Rollback()
 				return err
 			}
 		}
-		if _, err := txIns.ExecContext(ctx, args[off*15:min(n, off+chunk)*15]...); err != nil {
+		a := args[off*15 : min(n, off+chunk)*15]
+		if st.notify == notifyInStatement {
+			a = append(a, rawNotifyChannel, benchTopic)
+		}
+		if _, err := txIns.ExecContext(ctx, a...); err != nil {
 			tx.Rollback()
 			return err
 		}
 	}
-	if notify != nil {
-		if _, err := tx.StmtContext(ctx, notify).ExecContext(ctx, rawNotifyChannel, benchTopic); err != nil {
-			tx.Rollback()
-			return err
-		}
+	if err := tx.Commit(); err != nil {
+		return err
 	}
-	return tx.Commit()
+	if st.local != nil {
+		st.local.wake()
+	}
+	if st.after != nil {
+		st.after.announce()
+	}
+	return nil
+}
+
+// How a raw PostgreSQL enqueue notifies (rawStore.notify).
+const (
+	notifyNone = iota
+	notifyInStatement
+	notifyAfter
+)
+
+// rawAnnouncer sends coalesced notifications after commits, as wharf's
+// outbox does for units of work: one pg_notify (not waiting for its commit
+// to be flushed) at a time, another after it for every commit meanwhile.
+type rawAnnouncer struct {
+	db               *sql.DB
+	mu               sync.Mutex
+	pending, running bool
+}
+
+func (a *rawAnnouncer) announce() {
+	a.mu.Lock()
+	a.pending = true
+	start := !a.running
+	a.running = true
+	a.mu.Unlock()
+	if start {
+		go a.run()
+	}
+}
+
+func (a *rawAnnouncer) run() {
+	for {
+		a.mu.Lock()
+		if !a.pending {
+			a.running = false
+			a.mu.Unlock()
+			return
+		}
+		a.pending = false
+		a.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		a.db.ExecContext(ctx, "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')", rawNotifyChannel)
+		cancel()
+	}
+}
+
+// insertText is the INSERT of rows messages (with pg_notify when notify).
+func (st *rawStore) insertText(rows int) string {
+	ins := st.q.insert(rows)
+	if st.notify != notifyInStatement {
+		return ins
+	}
+	return fmt.Sprintf("WITH ins AS (%s) SELECT pg_notify($%d, $%d)", ins, rows*15+1, rows*15+2)
 }
 
 func (st *rawStore) txStmt(ctx context.Context, tx *sql.Tx, text string) (*sql.Stmt, error) {
@@ -127,8 +204,12 @@ type rawMsg struct {
 	payload   []byte
 }
 
-func scanRaw(rows *sql.Rows, out []rawMsg) ([]rawMsg, error) {
+// scanRaw reads a claim's rows: every column (cols 15: SQLite) or
+// claimColumns (12: the token is prefix + id). It returns the rows still
+// pending (not dead-lettered by the claim) and the greatest available_at.
+func scanRaw(rows *sql.Rows, out []rawMsg, cols int, prefix string) ([]rawMsg, string, error) {
 	defer rows.Close()
+	var last string
 	for rows.Next() {
 		var (
 			m                                  rawMsg
@@ -137,17 +218,28 @@ func scanRaw(rows *sql.Rows, out []rawMsg) ([]rawMsg, error) {
 			attempts, maxAttempts              int
 			avail, created, updated            string
 		)
-		if err := rows.Scan(&m.id, &kind, &topic, &key, &m.payload, &headers, &status, &attempts, &maxAttempts,
-			&avail, &locked, &token, &lastE, &created, &updated); err != nil {
-			return nil, err
+		var err error
+		if cols == 15 {
+			err = rows.Scan(&m.id, &kind, &topic, &key, &m.payload, &headers, &status, &attempts, &maxAttempts,
+				&avail, &locked, &token, &lastE, &created, &updated)
+			m.token = token.String
+		} else {
+			err = rows.Scan(&m.id, &kind, &topic, &key, &m.payload, &headers, &status, &attempts, &maxAttempts,
+				&avail, &lastE, &created)
+			m.token = prefix + m.id
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		if avail > last {
+			last = avail
 		}
 		if status != "pending" {
 			continue // dead-lettered by the claim
 		}
-		m.token = token.String
 		out = append(out, m)
 	}
-	return out, rows.Err()
+	return out, last, rows.Err()
 }
 
 // isDeadlock reports MySQL's deadlock and lock wait timeout errors, which a
@@ -157,8 +249,16 @@ func isDeadlock(err error) bool {
 	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
 }
 
-// claim claims up to limit messages, retrying deadlocks.
+// claim claims up to limit messages, retrying deadlocks, and records its
+// latency.
 func (st *rawStore) claim(ctx context.Context, limit int, lease time.Duration) ([]rawMsg, error) {
+	start := time.Now()
+	defer func() {
+		d := time.Since(start)
+		st.mu.Lock()
+		st.timed.claims = append(st.timed.claims, d)
+		st.mu.Unlock()
+	}()
 	for {
 		msgs, err := st.claimOnce(ctx, limit, lease)
 		if err == nil || !isDeadlock(err) || ctx.Err() != nil {
@@ -179,6 +279,35 @@ func (st *rawStore) complete(ctx context.Context, msgs []rawMsg) error {
 	}
 }
 
+// cursorWindow is outboxsql.CursorWindow: claims scan from this much before
+// where the last one ended.
+const cursorWindow = 250 * time.Millisecond
+
+// from returns the claim cursor's bound ("" before the first claim).
+func (st *rawStore) from() string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.cursor.IsZero() {
+		return ""
+	}
+	return core.FormatTime(st.cursor.Add(-cursorWindow))
+}
+
+// moveCursor moves the claim cursor after a claim at now that got n of
+// limit rows, the last at available_at last, as the library's cursor does
+// (no rewinds: the raw baseline never releases or retries).
+func (st *rawStore) moveCursor(now time.Time, n, limit int, last string) {
+	next := now
+	if n >= limit && last != "" {
+		if t, err := core.ParseTime(last); err == nil {
+			next = t
+		}
+	}
+	st.mu.Lock()
+	st.cursor = next
+	st.mu.Unlock()
+}
+
 func (st *rawStore) claimOnce(ctx context.Context, limit int, lease time.Duration) ([]rawMsg, error) {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	nowS, until, prefix := core.FormatTime(now), core.FormatTime(now.Add(lease)), newToken()+":"
@@ -187,40 +316,58 @@ func (st *rawStore) claimOnce(ctx context.Context, limit int, lease time.Duratio
 	if err != nil {
 		return nil, err
 	}
-	args := st.q.claimArgs(prefix, until, nowS, limit)
+	from := st.from()
 	if st.dialect != "mysql" {
-		rows, err := cl.QueryContext(ctx, args...)
+		rows, err := cl.QueryContext(ctx, st.q.claimArgs(prefix, until, nowS, from, limit)...)
 		if err != nil {
 			return nil, err
 		}
-		return scanRaw(rows, out)
+		cols := 12
+		if st.dialect == "sqlite" {
+			cols = 15
+		}
+		out, last, err := scanRaw(rows, out, cols, prefix)
+		if err == nil {
+			st.moveCursor(now, len(out), limit, last)
+		}
+		return out, err
 	}
-	// As providers/mysql: a READ COMMITTED transaction that locks the
-	// eligible rows, updates them and reads them back.
+	// As providers/mysql: a READ COMMITTED transaction that finds where the
+	// claimable rows begin, locks the eligible rows from there (reading
+	// what the claim returns) and updates them.
 	tx, err := st.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	rows, err := tx.StmtContext(ctx, cl).QueryContext(ctx, args...)
+	hd, err := st.stmt(ctx, native("mysql", st.q.head()))
 	if err != nil {
 		return nil, err
 	}
-	var ids []any
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ids = append(ids, id)
+	var head string
+	err = tx.StmtContext(ctx, hd).QueryRowContext(ctx, nowS, nowS, from).Scan(&head)
+	if errors.Is(err, sql.ErrNoRows) {
+		st.moveCursor(now, 0, limit, "")
+		return out, tx.Commit()
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err != nil {
 		return nil, err
 	}
-	if len(ids) == 0 {
+	rows, err := tx.StmtContext(ctx, cl).QueryContext(ctx, st.q.claimArgs(prefix, until, nowS, head, limit)...)
+	if err != nil {
+		return nil, err
+	}
+	out, last, err := scanRaw(rows, out, 12, prefix)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		st.moveCursor(now, 0, limit, "")
 		return out, tx.Commit()
+	}
+	ids := make([]any, len(out))
+	for i, m := range out {
+		ids[i] = m.id
 	}
 	set := setArgs(prefix, until, nowS)
 	counts := make([]int, len(set)+1)
@@ -235,18 +382,11 @@ func (st *rawStore) claimOnce(ctx context.Context, limit int, lease time.Duratio
 	if _, err := tx.StmtContext(ctx, upd).ExecContext(ctx, append(set, ids...)...); err != nil {
 		return nil, err
 	}
-	rb, err := st.stmt(ctx, native("mysql", st.q.readBack(), len(ids)))
-	if err != nil {
+	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
-	rows, err = tx.StmtContext(ctx, rb).QueryContext(ctx, ids...)
-	if err != nil {
-		return nil, err
-	}
-	if out, err = scanRaw(rows, out); err != nil {
-		return nil, err
-	}
-	return out, tx.Commit()
+	st.moveCursor(now, len(out), limit, last)
+	return out, nil
 }
 
 func (st *rawStore) completeOnce(ctx context.Context, msgs []rawMsg) error {
@@ -280,7 +420,8 @@ func rawEnqueue(ctx context.Context, s Spec, r *Result) error {
 		return err
 	}
 	defer st.Close()
-	r.Notes = append(r.Notes, fmt.Sprintf("prepared %d-row INSERTs in one transaction", insertChunk(s.Dialect, s.MsgsPerTx))+map[bool]string{true: " + SELECT pg_notify", false: ""}[st.notify])
+	r.Notes = append(r.Notes, fmt.Sprintf("prepared %d-row INSERTs in one transaction", insertChunk(s.Dialect, s.MsgsPerTx))+
+		map[int]string{notifyNone: "", notifyInStatement: " (WITH ins AS (INSERT ...) SELECT pg_notify)", notifyAfter: "; pg_notify after the commits, coalesced"}[st.notify])
 	return runEnqueue(ctx, s, r, func(ctx context.Context, seq int) error {
 		return st.enqueue(ctx, seq, s.MsgsPerTx, time.Now().UnixNano())
 	})
@@ -299,7 +440,8 @@ func rawDrain(ctx context.Context, s Spec, r *Result) error {
 	}
 	heap := startHeapSampler()
 	var handled atomic.Int64
-	start, cpu0 := time.Now(), cpuTime()
+	cpu0 := cpuStart()
+	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	for i := 0; i < s.Workers; i++ {
 		g.Go(func() error {
@@ -327,6 +469,7 @@ func rawDrain(ctx context.Context, s Spec, r *Result) error {
 	r.MsgsPerSec = float64(r.Messages) / el.Seconds()
 	r.setCPU(cpu0, r.Messages)
 	st.noteRetries(r)
+	st.timed.fill(r)
 	if err != nil {
 		return err
 	}
@@ -401,10 +544,11 @@ func rawE2E(ctx context.Context, s Spec, r *Result) error {
 	}
 	defer st.Close()
 	w := newWaker()
+	st.local = w // the producers' commits wake the consumers at once, as wharf's outbox does
 	if s.Dialect == "postgres" {
-		r.Notes = append(r.Notes, "consumers wake on LISTEN/NOTIFY, else poll every "+s.Cfg.PollInterval.String())
+		r.Notes = append(r.Notes, "consumers wake after this process's commits and on LISTEN/NOTIFY, else poll every "+s.Cfg.PollInterval.String())
 	} else {
-		r.Notes = append(r.Notes, "consumers poll every "+s.Cfg.PollInterval.String()+" when idle")
+		r.Notes = append(r.Notes, "consumers wake after this process's commits, else poll every "+s.Cfg.PollInterval.String()+" when idle")
 	}
 	defer st.noteRetries(r)
 	return runE2E(ctx, s, r, e2eSystem{

@@ -32,16 +32,30 @@ func (r rawSQL) claimIndex() string {
 	return r.base + "_claim_idx"
 }
 
-// eligible is the eligibility subquery: the IDs of up to LIMIT claimable
-// messages in claim order, skipping keys with an earlier pending message.
-// hint follows the table reference, suffix follows LIMIT. Arguments: now,
-// now, limit.
-func (r rawSQL) eligible(hint, suffix string) string {
-	return "SELECT c.id FROM " + r.table + " AS c" + hint +
+// eligible is the eligibility subquery: cols of up to LIMIT claimable
+// messages in claim order from the claim cursor on, skipping keys with an
+// earlier pending message. hint follows the table reference, suffix
+// follows LIMIT. Arguments: now, now, from (the cursor; "" scans from the
+// start), limit.
+func (r rawSQL) eligible(cols, hint, suffix string) string {
+	return "SELECT " + cols + " FROM " + r.table + " AS c" + hint +
 		" WHERE c.status = 'pending' AND c.available_at <= ? AND (c.locked_until IS NULL OR c.locked_until <= ?)" +
+		" AND c.available_at >= ?" +
 		" AND (c.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM " + r.table +
 		" AS e WHERE e.ordering_key = c.ordering_key AND e.status = 'pending' AND e.id < c.id))" +
 		" ORDER BY c.available_at, c.id LIMIT ?" + suffix
+}
+
+// claimColumns is what wharf's PostgreSQL and MariaDB claims read back
+// (outboxsql.ClaimColumns): the columns without the three the claim set.
+const claimColumns = "id, kind, topic, ordering_key, payload, headers, status, attempts, max_attempts, available_at, last_error, created_at"
+
+// head (MariaDB) finds where the claimable rows begin, without locks, as
+// providers/mysql's headQuery. Arguments: now, now, from.
+func (r rawSQL) head() string {
+	return "SELECT available_at FROM " + r.table + " FORCE INDEX (" + r.claimIndex() + ")" +
+		" WHERE status = 'pending' AND available_at <= ? AND (locked_until IS NULL OR locked_until <= ?) AND available_at >= ?" +
+		" ORDER BY available_at, id LIMIT 1"
 }
 
 // claimSet is the claim's SET clause: a token, a lease and one more attempt,
@@ -66,41 +80,38 @@ func setArgs(prefix, until, now string) []any {
 }
 
 // claim is the claim's first statement. SQLite and PostgreSQL claim in one
-// UPDATE ... RETURNING (SQLite forces the claim index; PostgreSQL locks
-// with SKIP LOCKED, see providers/postgres for the ARRAY and the rows
-// hint); on MySQL it selects the IDs to claim with FOR UPDATE SKIP LOCKED,
-// and claimUpdate and readBack follow in the same transaction.
+// UPDATE ... RETURNING (SQLite forces the claim index and returns every
+// column; PostgreSQL locks with SKIP LOCKED, see providers/postgres for
+// the ARRAY and the rows hint, and returns claimColumns); on MySQL it
+// locks the claimable rows from where head found them to begin with FOR
+// UPDATE SKIP LOCKED, reading claimColumns, and claimUpdate follows in the
+// same transaction.
 func (r rawSQL) claim() string {
 	switch r.dialect {
 	case "sqlite":
 		return "UPDATE " + r.table + " SET " + r.claimSet() +
-			" WHERE id IN (" + r.eligible(` INDEXED BY "`+r.claimIndex()+`"`, "") + ") RETURNING " + columns
+			" WHERE id IN (" + r.eligible("c.id", ` INDEXED BY "`+r.claimIndex()+`"`, "") + ") RETURNING " + columns
 	case "postgres":
 		return "UPDATE " + r.table + " SET " + r.claimSet() +
-			" WHERE id = ANY(ARRAY(" + r.eligible(" CROSS JOIN generate_series(1, (SELECT 1)) AS rows_hint", " FOR UPDATE OF c SKIP LOCKED") +
-			")) RETURNING " + columns
+			" WHERE id = ANY(ARRAY(" + r.eligible("c.id", " CROSS JOIN generate_series(1, (SELECT 1)) AS rows_hint", " FOR UPDATE OF c SKIP LOCKED") +
+			")) RETURNING " + claimColumns
 	default:
-		return r.eligible(" FORCE INDEX ("+r.claimIndex()+")", " FOR UPDATE SKIP LOCKED")
+		return r.eligible(claimColumns, " FORCE INDEX ("+r.claimIndex()+")", " FOR UPDATE SKIP LOCKED")
 	}
 }
 
 // claimArgs are claim's arguments.
-func (r rawSQL) claimArgs(prefix, until, now string, limit int) []any {
+func (r rawSQL) claimArgs(prefix, until, now, from string, limit int) []any {
 	if r.dialect == "mysql" {
-		return []any{now, now, limit}
+		return []any{now, now, from, limit}
 	}
-	return append(setArgs(prefix, until, now), now, now, limit)
+	return append(setArgs(prefix, until, now), now, now, from, limit)
 }
 
 // claimUpdate (MySQL) claims the selected IDs. Arguments: setArgs, then
 // the IDs (an IN list).
 func (r rawSQL) claimUpdate() string {
 	return "UPDATE " + r.table + mysqlPKHint + " SET " + r.claimSet() + " WHERE id IN (?)"
-}
-
-// readBack (MySQL) reads the claimed rows. Argument: the IDs.
-func (r rawSQL) readBack() string {
-	return "SELECT " + columns + " FROM " + r.table + mysqlPKHint + " WHERE id IN (?)"
 }
 
 // complete deletes completed messages, fenced by their claim tokens.

@@ -185,7 +185,8 @@ func riverDrain(ctx context.Context, s Spec, r *Result) error {
 	defer cancelSub()
 	r.Workers = s.Cfg.RiverWorkers
 	heap := startHeapSampler()
-	start, cpu0 := time.Now(), cpuTime()
+	cpu0 := cpuStart()
+	start := time.Now()
 	if err := client.Start(ctx); err != nil {
 		return err
 	}

@@ -15,12 +15,17 @@ import (
 )
 
 type target struct {
+	pid     int // the server's pid when local (server.go)
 	dialect string
 	url     string  // server URL ("" for SQLite: a fresh file per case)
 	dir     string  // SQLite: temp dir
 	db      *sql.DB // parent's handle for setup, seeding, checks
 	river   bool
 }
+
+// cell is one row of a table: the implementations compared in it, run in
+// turn within every round so that they see the same load.
+type cell []Spec
 
 func run(ctx context.Context, c Config) (*Report, error) {
 	rep := &Report{Started: time.Now(), Config: c, Command: "cd bench && go run . " + strings.Join(os.Args[1:], " "), Machine: machineInfo()}
@@ -68,72 +73,60 @@ func run(ctx context.Context, c Config) (*Report, error) {
 		targets = append(targets, t)
 	}
 
+	// want reports whether the case id of impl is selected. The paired
+	// implementations of the newer workloads follow their partner: "bare"
+	// (idem) runs with wharf, "raw-nonotify" (notify) with raw.
 	want := func(id, impl string) bool {
-		return has(c.Impls, impl) && (only == nil || only.MatchString(id))
-	}
-	runOnce := func(t *target, s Spec, seedN int) Result {
-		url, cleanup, err := reset(ctx, t, s.Impl, s.ID, seedN)
-		if err != nil {
-			return Result{ID: s.ID, Workload: s.Workload, Dialect: s.Dialect, Impl: s.Impl,
-				Workers: s.Workers, MsgsPerTx: s.MsgsPerTx, Rate: s.Rate, Error: "setup: " + err.Error()}
+		sel := impl
+		switch impl {
+		case "bare", "defaults":
+			sel = "wharf"
+		case "raw-nonotify", "raw-instmt":
+			sel = "raw"
 		}
-		s.URL = url
+		return has(c.Impls, sel) && (only == nil || only.MatchString(id))
+	}
+	runOnce := func(t *target, s Spec) Result {
+		url, cleanup, err := reset(ctx, t, s)
+		if err != nil {
+			r := s.result()
+			r.Error = "setup: " + err.Error()
+			return r
+		}
+		s.URL, s.ServerPID = url, t.pid
 		r := runChild(ctx, s)
 		cleanup()
 		return r
 	}
-	runCase := func(t *target, s Spec, seedN int) {
-		if ctx.Err() != nil {
+	// runCell runs the cell's cases -count times, in turn within each round,
+	// and keeps each case's median run.
+	runCell := func(t *target, specs cell) {
+		var sel []Spec
+		for _, s := range specs {
+			if want(s.ID, s.Impl) {
+				s.Dialect, s.Cfg = t.dialect, c
+				sel = append(sel, s)
+			}
+		}
+		if len(sel) == 0 || ctx.Err() != nil {
 			return
 		}
-		s.Dialect, s.Cfg = t.dialect, c
-		// -count runs: the median by msgs/s is kept; a failed run fails the
-		// case.
-		var runs []Result
-		for i := 0; i < max(1, c.Count) && ctx.Err() == nil; i++ {
-			r := runOnce(t, s, seedN)
-			runs = append(runs, r)
-			if r.Error != "" || r.Skipped != "" {
-				break
-			}
-		}
-		r := runs[len(runs)-1]
-		if r.Error == "" && r.Skipped == "" && len(runs) > 1 {
-			sorted := append([]Result(nil), runs...)
-			sort.Slice(sorted, func(i, j int) bool { return sorted[i].MsgsPerSec < sorted[j].MsgsPerSec })
-			r = sorted[len(sorted)/2]
-			for _, x := range runs {
-				r.Runs = append(r.Runs, math.Round(x.MsgsPerSec))
-			}
-		}
-		rep.Results = append(rep.Results, r)
-		switch {
-		case r.Error != "":
-			logf("%-34s FAILED: %s", s.ID, r.Error)
-		case r.Skipped != "":
-			logf("%-34s n/a: %s", s.ID, r.Skipped)
-		default:
-			extra := ""
-			if r.P50ms > 0 {
-				extra += fmt.Sprintf("  p50 %.1fms p99 %.1fms", r.P50ms, r.P99ms)
-			}
-			if r.PeakRSSMiB > 0 && s.Workload == "drain" {
-				extra += fmt.Sprintf("  heap %.1f MiB rss %.0f MiB", r.PeakHeapMiB, r.PeakRSSMiB)
-			}
-			if r.CPUusPerMsg > 0 {
-				extra += fmt.Sprintf("  cpu %.1fµs/msg", r.CPUusPerMsg)
-			}
-			if r.QueriesPerMsg > 0 {
-				extra += fmt.Sprintf("  %.3f queries/msg", r.QueriesPerMsg)
-			}
-			if len(r.Runs) > 1 {
-				extra += fmt.Sprintf("  runs %v", r.Runs)
-			}
-			logf("%-34s %9.0f msgs/s  (%d in %.2fs)%s", s.ID, r.MsgsPerSec, r.Messages, r.Seconds, extra)
-			if c.Verbose {
-				for _, n := range r.Notes {
-					logf("    %s", n)
+		runs := make([][]Result, len(sel))
+		failed := make([]bool, len(sel))
+		for round := 0; round < c.Count && ctx.Err() == nil; round++ {
+			for i, s := range sel {
+				if failed[i] || ctx.Err() != nil {
+					continue
 				}
+				r := runOnce(t, s)
+				runs[i] = append(runs[i], r)
+				logRun(s, r, round, c)
+				failed[i] = r.Error != "" || r.Skipped != ""
+			}
+		}
+		for i := range sel {
+			if len(runs[i]) > 0 {
+				rep.Results = append(rep.Results, median(runs[i]))
 			}
 		}
 	}
@@ -144,39 +137,73 @@ func run(ctx context.Context, c Config) (*Report, error) {
 			switch w {
 			case "enqueue":
 				for _, n := range c.EnqBatches {
+					var row cell
 					for _, impl := range []string{"wharf", "raw", "river"} {
-						id := fmt.Sprintf("enqueue/%s/%s/%d-per-tx", d, impl, n)
-						if (impl == "river" && !t.river) || !want(id, impl) {
+						if impl == "river" && !t.river {
 							continue
 						}
-						runCase(t, Spec{ID: id, Workload: w, Impl: impl, MsgsPerTx: n}, 0)
+						row = append(row, Spec{ID: fmt.Sprintf("enqueue/%s/%s/%d-per-tx", d, impl, n), Workload: w, Impl: impl, MsgsPerTx: n})
 					}
+					runCell(t, row)
 				}
 			case "drain":
 				for _, n := range c.Workers {
+					var row cell
 					for _, impl := range []string{"wharf", "raw", "wharf-outbox", "wharf-defaults", "wharf-serial", "wharf-fastcomplete"} {
-						id := fmt.Sprintf("drain/%s/%s/w=%d", d, impl, n)
-						if !want(id, impl) {
-							continue
-						}
-						runCase(t, Spec{ID: id, Workload: w, Impl: impl, Workers: n, Expect: c.Backlog}, c.Backlog)
+						row = append(row, Spec{ID: fmt.Sprintf("drain/%s/%s/w=%d", d, impl, n), Workload: w, Impl: impl, Workers: n, Expect: c.Backlog})
 					}
+					runCell(t, row)
 				}
-				if id := fmt.Sprintf("drain/%s/river", d); t.river && want(id, "river") {
-					runCase(t, Spec{ID: id, Workload: w, Impl: "river", Expect: c.Backlog}, c.Backlog)
+				if t.river {
+					runCell(t, cell{{ID: fmt.Sprintf("drain/%s/river", d), Workload: w, Impl: "river", Expect: c.Backlog}})
 				}
 			case "e2e":
 				for _, rt := range c.E2ERates {
+					var row cell
 					for _, impl := range []string{"wharf", "raw", "river", "wharf-serial"} {
+						if impl == "river" && !t.river {
+							continue
+						}
 						id := fmt.Sprintf("e2e/%s/%s/max", d, impl)
 						if rt > 0 {
 							id = fmt.Sprintf("e2e/%s/%s/rate=%d", d, impl, rt)
 						}
-						if (impl == "river" && !t.river) || !want(id, impl) {
-							continue
-						}
-						runCase(t, Spec{ID: id, Workload: w, Impl: impl, Rate: rt}, 0)
+						row = append(row, Spec{ID: id, Workload: w, Impl: impl, Rate: rt})
 					}
+					runCell(t, row)
+				}
+			case "slow":
+				runCell(t, cell{{ID: fmt.Sprintf("slow/%s/wharf/delay=%v", d, c.SlowHandler), Workload: w, Impl: "wharf",
+					Workers: 1, Expect: c.SlowBacklog, Delay: c.SlowHandler}})
+			case "keyed":
+				runCell(t, cell{
+					{ID: fmt.Sprintf("keyed/%s/wharf", d), Workload: w, Impl: "wharf", Expect: c.Keys * c.PerKey},
+					{ID: fmt.Sprintf("keyed/%s/defaults", d), Workload: w, Impl: "defaults", Expect: c.Keys * c.PerKey},
+				})
+			case "idem":
+				runCell(t, cell{
+					{ID: fmt.Sprintf("idem/%s/wharf", d), Workload: w, Impl: "wharf"},
+					{ID: fmt.Sprintf("idem/%s/bare", d), Workload: w, Impl: "bare"},
+				})
+			case "notify":
+				if d != "postgres" {
+					continue
+				}
+				for _, p := range c.NotifyProducers {
+					var row cell
+					for _, impl := range []string{"wharf", "raw", "raw-instmt", "raw-nonotify"} {
+						row = append(row, Spec{ID: fmt.Sprintf("notify/%s/%s/p=%d", d, impl, p), Workload: w, Impl: impl, Producers: p, MsgsPerTx: 1})
+					}
+					runCell(t, row)
+				}
+			case "scale":
+				for _, n := range c.ScaleSizes {
+					runCell(t, cell{{ID: fmt.Sprintf("scale/%s/wharf/drain/%d", d, n), Workload: w, Impl: "wharf", Variant: "drain",
+						Size: n, Workers: 1, Expect: n}})
+				}
+				for _, n := range c.ScaleSizes {
+					runCell(t, cell{{ID: fmt.Sprintf("scale/%s/wharf/enqueue/dead=%d", d, n), Workload: w, Impl: "wharf", Variant: "enqueue",
+						Size: n, MsgsPerTx: 1}})
 				}
 			default:
 				return rep, fmt.Errorf("unknown workload %q", w)
@@ -185,6 +212,104 @@ func run(ctx context.Context, c Config) (*Report, error) {
 	}
 	rep.Machine["load_end"] = loadavg()
 	return rep, ctx.Err()
+}
+
+// keyFigure is the figure that orders a case's runs: the paced end-to-end
+// cases deliver the offered rate, so their latency; keyed, the time it
+// took; everything else, msgs/s.
+func keyFigure(r Result) float64 {
+	switch {
+	case r.Workload == "e2e" && r.Rate > 0:
+		return r.P50ms
+	case r.Workload == "keyed":
+		return r.Seconds
+	}
+	return r.MsgsPerSec
+}
+
+// median returns the run with the median key figure, with every run's
+// figures in Runs and RunsRate (round order), the highest peak heap and RSS
+// of all runs, and the median client CPU and allocations per message. A
+// failed run fails the case.
+func median(runs []Result) Result {
+	for _, r := range runs {
+		if r.Error != "" || r.Skipped != "" {
+			return r
+		}
+	}
+	if len(runs) == 1 {
+		return runs[0]
+	}
+	sorted := append([]Result(nil), runs...)
+	sort.SliceStable(sorted, func(i, j int) bool { return keyFigure(sorted[i]) < keyFigure(sorted[j]) })
+	m := sorted[len(sorted)/2]
+	m.Runs, m.RunsRate = nil, nil
+	var cpu, scpu, allocs, bytes []float64
+	for _, x := range runs {
+		m.Runs = append(m.Runs, round2(keyFigure(x)))
+		m.RunsRate = append(m.RunsRate, math.Round(x.MsgsPerSec))
+		m.PeakHeapMiB = max(m.PeakHeapMiB, x.PeakHeapMiB)
+		m.PeakRSSMiB = max(m.PeakRSSMiB, x.PeakRSSMiB)
+		cpu, scpu = append(cpu, x.CPUusPerMsg), append(scpu, x.ServerCPUusPerMsg)
+		allocs, bytes = append(allocs, x.AllocsPerMsg), append(bytes, x.BytesPerMsg)
+	}
+	m.CPUusPerMsg, m.ServerCPUusPerMsg, m.AllocsPerMsg, m.BytesPerMsg = med(cpu), med(scpu), med(allocs), med(bytes)
+	return m
+}
+
+func med(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func round2(x float64) float64 {
+	if x >= 100 {
+		return math.Round(x)
+	}
+	return math.Round(x*100) / 100
+}
+
+func logRun(s Spec, r Result, round int, c Config) {
+	id := s.ID
+	if c.Count > 1 {
+		id = fmt.Sprintf("%s #%d", s.ID, round+1)
+	}
+	switch {
+	case r.Error != "":
+		logf("%-40s FAILED: %s", id, r.Error)
+	case r.Skipped != "":
+		logf("%-40s n/a: %s", id, r.Skipped)
+	default:
+		extra := ""
+		if r.P50ms > 0 {
+			extra += fmt.Sprintf("  p50 %.1fms p99 %.1fms (tx p50 %.1fms)", r.P50ms, r.P99ms, r.TxP50ms)
+		}
+		if r.ClaimP50ms > 0 {
+			extra += fmt.Sprintf("  claim p50 %.2fms p99 %.2fms", r.ClaimP50ms, r.ClaimP99ms)
+		}
+		if r.ReplayP50ms > 0 {
+			extra += fmt.Sprintf("  replay p50 %.2fms p99 %.2fms", r.ReplayP50ms, r.ReplayP99ms)
+		}
+		if r.PeakRSSMiB > 0 && (s.Workload == "drain" || s.Workload == "scale" || s.Workload == "slow") {
+			extra += fmt.Sprintf("  heap %.1f MiB rss %.0f MiB", r.PeakHeapMiB, r.PeakRSSMiB)
+		}
+		if r.CPUusPerMsg > 0 {
+			extra += fmt.Sprintf("  cpu %.1fµs/msg %.0f allocs %.0f B", r.CPUusPerMsg, r.AllocsPerMsg, r.BytesPerMsg)
+		}
+		if r.ServerCPUusPerMsg > 0 {
+			extra += fmt.Sprintf("  server cpu %.1fµs/msg", r.ServerCPUusPerMsg)
+		}
+		if r.QueriesPerMsg > 0 {
+			extra += fmt.Sprintf("  %.3f queries/msg", r.QueriesPerMsg)
+		}
+		logf("%-40s %9.0f msgs/s  (%d in %.2fs)%s", id, r.MsgsPerSec, r.Messages, r.Seconds, extra)
+		if c.Verbose {
+			for _, n := range r.Notes {
+				logf("    %s", n)
+			}
+		}
+	}
 }
 
 // prepare creates the tables on a server (SQLite gets a fresh file per
@@ -211,6 +336,7 @@ func prepare(ctx context.Context, rep *Report, t *target) error {
 		return err
 	}
 	t.db = db
+	t.pid = serverPID(ctx, db, t.dialect)
 	var v string
 	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&v); err != nil {
 		return err
@@ -226,12 +352,15 @@ func prepare(ctx context.Context, rep *Report, t *target) error {
 		db.QueryRowContext(ctx, "SELECT @@innodb_flush_log_at_trx_commit").Scan(&flush)
 		rep.Machine["mariadb"] = fmt.Sprintf("%s (innodb_flush_log_at_trx_commit=%s)", v, flush)
 	}
-	// wharf's table through the driver's Migrate; the raw table from the
-	// same DDL.
+	// wharf's tables through the driver's Migrate; the raw table from the
+	// same DDL; the idempotency workload's business table.
 	for _, table := range []string{wharfTable, rawTable} {
 		if err := migrate(ctx, t.url, table); err != nil {
 			return err
 		}
+	}
+	if err := createOrders(ctx, db, t.dialect); err != nil {
+		return err
 	}
 	if t.dialect == "postgres" && has(rep.Config.Impls, "river") {
 		msg, err := riverSetup(ctx, t.url)
@@ -252,49 +381,70 @@ func firstWords(s string, n int) string {
 	return strings.Join(f, " ")
 }
 
-// reset empties the case's table and seeds n messages, outside the timing.
-// It returns the URL the child uses.
-func reset(ctx context.Context, t *target, impl, id string, n int) (string, func(), error) {
+// seeding returns what reset puts in the table before a run of s: n
+// messages of status (pending or dead).
+func seeding(s Spec) (n int, status string) {
+	switch {
+	case s.Workload == "scale" && s.Variant == "enqueue":
+		return s.Size, "dead"
+	case s.Workload == "drain", s.Workload == "slow", s.Workload == "scale":
+		return s.Expect, "pending"
+	}
+	return 0, ""
+}
+
+// reset empties the case's tables and seeds its backlog, outside the
+// timing. It returns the URL the child uses.
+func reset(ctx context.Context, t *target, s Spec) (string, func(), error) {
 	table := wharfTable
-	if impl == "raw" {
+	if strings.HasPrefix(s.Impl, "raw") {
 		table = rawTable
 	}
+	n, status := seeding(s)
 	start := time.Now()
 	defer func() {
 		if n > 0 {
-			logf("%-34s seeded %d in %.1fs", id, n, time.Since(start).Seconds())
+			logf("%-40s seeded %d %s in %.1fs", s.ID, n, status, time.Since(start).Seconds())
 		}
 	}()
 	switch {
 	case t.dialect == "sqlite":
-		path := filepath.Join(t.dir, strings.NewReplacer("/", "_", "=", "").Replace(id)+".db")
+		path := filepath.Join(t.dir, strings.NewReplacer("/", "_", "=", "").Replace(s.ID)+".db")
 		u := "file:" + path
 		cleanup := func() {
 			for _, suf := range []string{"", "-wal", "-shm"} {
 				os.Remove(path + suf)
 			}
 		}
+		cleanup() // a run before this one may have left it
 		if err := migrate(ctx, u, table); err != nil {
 			return "", cleanup, err
 		}
-		if n > 0 {
-			db, err := openRaw(ctx, "sqlite", u, 1)
-			if err != nil {
+		db, err := openRaw(ctx, "sqlite", u, 1)
+		if err != nil {
+			return "", cleanup, err
+		}
+		defer db.Close()
+		if s.Workload == "idem" {
+			if err := createOrders(ctx, db, "sqlite"); err != nil {
 				return "", cleanup, err
 			}
-			err = seed(ctx, db, "sqlite", table, n)
-			db.Close()
-			if err != nil {
+		}
+		if n > 0 {
+			if err := seedRows(ctx, db, "sqlite", table, n, status); err != nil {
+				return "", cleanup, err
+			}
+			if _, err := db.ExecContext(ctx, "ANALYZE"); err != nil {
 				return "", cleanup, err
 			}
 		}
 		return u, cleanup, nil
-	case impl == "river":
+	case s.Impl == "river":
 		if err := riverTruncate(ctx, t.url); err != nil {
 			return "", nil, err
 		}
-		if n > 0 {
-			if err := riverSeed(ctx, t.url, Config{}, n); err != nil {
+		if s.Expect > 0 {
+			if err := riverSeed(ctx, t.url, Config{}, s.Expect); err != nil {
 				return "", nil, err
 			}
 		}
@@ -304,19 +454,25 @@ func reset(ctx context.Context, t *target, impl, id string, n int) (string, func
 		}
 		return t.url, func() {}, err
 	}
-	q := quoteIdent(t.dialect, table)
-	trunc := "TRUNCATE " + q
-	if t.dialect == "mysql" {
-		trunc = "TRUNCATE TABLE " + q
+	tables := []string{table}
+	if s.Workload == "idem" {
+		tables = append(tables, idemTable, ordersTable)
 	}
-	if _, err := t.db.ExecContext(ctx, trunc); err != nil {
-		return "", nil, err
-	}
-	if n > 0 {
-		if err := seed(ctx, t.db, t.dialect, table, n); err != nil {
+	for _, tb := range tables {
+		trunc := "TRUNCATE " + quoteIdent(t.dialect, tb)
+		if t.dialect == "mysql" {
+			trunc = "TRUNCATE TABLE " + quoteIdent(t.dialect, tb)
+		}
+		if _, err := t.db.ExecContext(ctx, trunc); err != nil {
 			return "", nil, err
 		}
 	}
+	if n > 0 {
+		if err := seedRows(ctx, t.db, t.dialect, table, n, status); err != nil {
+			return "", nil, err
+		}
+	}
+	q := quoteIdent(t.dialect, table)
 	var err error
 	switch t.dialect {
 	case "postgres":

@@ -223,8 +223,9 @@ func wharfEnqueue(ctx context.Context, s Spec, r *Result) error {
 // default).
 func relayOptions(s Spec) relay.Options {
 	logger := benchLogger()
-	if s.Impl == "wharf-defaults" {
-		return relay.Options{Logger: logger}
+	if s.Impl == "wharf-defaults" || s.Impl == "defaults" || s.Workload == "slow" {
+		// The slow workload runs the relay as a sink would: defaults.
+		return relay.Options{Logger: logger, Lease: s.Cfg.Lease}
 	}
 	conc := s.Cfg.RelayConcurrency
 	if conc == 0 {
@@ -280,7 +281,12 @@ func wharfDrain(ctx context.Context, s Spec, r *Result) error {
 	}
 	defer e.Close()
 	var handled atomic.Int64
-	rls, err := relays(relayOutbox(e, s), s, s.Workers, func(ctx context.Context, msg ports.ClaimedMessage) error {
+	timed := &timedOutbox{Outbox: relayOutbox(e, s)}
+	delay := s.Delay
+	rls, err := relays(timed, s, s.Workers, func(ctx context.Context, msg ports.ClaimedMessage) error {
+		if delay > 0 {
+			time.Sleep(delay)
+		}
 		handled.Add(1)
 		return nil
 	})
@@ -288,15 +294,16 @@ func wharfDrain(ctx context.Context, s Spec, r *Result) error {
 		return err
 	}
 	o := relayOptions(s)
-	r.Notes = append(r.Notes, fmt.Sprintf("%d relay(s) running Drain, each BatchSize %d, Concurrency %d, CompleteBatchSize %d",
-		len(rls), o.BatchSize, o.Concurrency, rls[0].Options().CompleteBatchSize))
+	r.Notes = append(r.Notes, fmt.Sprintf("%d relay(s) running Drain, each BatchSize %d, Concurrency %d, CompleteBatchSize %d, handler latency %v",
+		len(rls), o.BatchSize, o.Concurrency, rls[0].Options().CompleteBatchSize, delay))
 	heap := startHeapSampler()
 	var (
 		mu       sync.Mutex
 		tot      relay.DrainResult
 		restarts atomic.Int64
 	)
-	start, cpu0 := time.Now(), cpuTime()
+	cpu0 := cpuStart()
+	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	for _, rl := range rls {
 		g.Go(func() error {
@@ -327,6 +334,7 @@ func wharfDrain(ctx context.Context, s Spec, r *Result) error {
 	r.Messages, r.Seconds = int64(tot.Delivered), el.Seconds()
 	r.MsgsPerSec = float64(r.Messages) / el.Seconds()
 	r.setCPU(cpu0, r.Messages)
+	timed.fill(r)
 	e.finish(r)
 	if n := restarts.Load(); n > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("Drain returned a retryable claim error %d time(s) and was run again", n))
@@ -350,7 +358,8 @@ func wharfOutboxDrain(ctx context.Context, s Spec, r *Result) error {
 	defer e.Close()
 	heap := startHeapSampler()
 	var handled, retries atomic.Int64
-	start, cpu0 := time.Now(), cpuTime()
+	cpu0 := cpuStart()
+	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	for i := 0; i < s.Workers; i++ {
 		g.Go(func() error {
