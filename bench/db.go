@@ -116,6 +116,9 @@ func setPool(db *sql.DB, conns int) {
 // poolOptions are setPool's settings for wharf.Open (negative: no limit,
 // never).
 func poolOptions(conns int) wharf.PoolOptions {
+	if conns == 0 {
+		return wharf.PoolOptions{} // the library's defaults
+	}
 	return wharf.PoolOptions{MaxOpenConns: -1, MaxIdleConns: conns, ConnMaxLifetime: -1, ConnMaxIdleTime: -1}
 }
 

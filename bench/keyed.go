@@ -48,7 +48,7 @@ type keyedPayload struct {
 }
 
 func wharfKeyed(ctx context.Context, s Spec, r *Result) error {
-	e, err := openWharf(ctx, s, 6)
+	e, err := openWharf(ctx, s, 0) // the default pool: a burst of retries waits for a connection instead of opening one
 	if err != nil {
 		return err
 	}
