@@ -217,7 +217,8 @@ type QueryLogOptions struct {
 // so that it does not walk the index entries of messages delivered before
 // (which a long transaction elsewhere in the database keeps alive). A
 // message that becomes claimable further back without this process knowing
-// (a lease that expired, a release or a late commit by another process) is
+// (a lease that expired, a release or a late commit by another process; a
+// late commit of a unit of work of this process moves the cursor back) is
 // found by a scan from the start, made at least every ClaimRescanInterval
 // of the driver's clock: that is its extra delivery latency at most.
 const (

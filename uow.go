@@ -83,6 +83,24 @@ type txState[T any] struct {
 	now    func() time.Time
 	mu     sync.Mutex
 	events []ports.Event
+	ended  bool // fn returned: the transaction committed or rolled back
+}
+
+// errTxEnded is returned to a Transaction that tries to join, or an
+// AfterCommit that records into, a transaction that already ended: its ctx
+// escaped fn (kept by a goroutine, say).
+var errTxEnded = fmt.Errorf("the unit of work's transaction has already ended (a ctx from its fn was used after fn returned; start a new Transaction with a ctx of your own): %w", sql.ErrTxDone)
+
+func (s *txState[T]) end() {
+	s.mu.Lock()
+	s.ended = true
+	s.mu.Unlock()
+}
+
+func (s *txState[T]) hasEnded() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended
 }
 
 // record is Tx.AfterCommit in a unit of work.
@@ -96,8 +114,11 @@ func (s *txState[T]) record(_ context.Context, events ...ports.Event) error {
 		prepared[i] = ev
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return fmt.Errorf("record events: %w", errTxEnded)
+	}
 	s.events = append(s.events, prepared...)
-	s.mu.Unlock()
 	return nil
 }
 
@@ -111,6 +132,9 @@ func (s *txState[T]) record(_ context.Context, events ...ports.Event) error {
 // Retryable conflicts run fn again in a new transaction, up to MaxAttempts.
 func (u *UnitOfWork[T]) Transaction(ctx context.Context, fn func(ctx context.Context, tx T) error) error {
 	if st, ok := ctx.Value(u.key).(*txState[T]); ok {
+		if st.hasEnded() {
+			return fmt.Errorf("join transaction: %w", errTxEnded)
+		}
 		return fn(ctx, st.ports) // join the outer transaction
 	}
 	ctx, end := u.drv.hooks.StartOp(ctx, func() core.Operation {
@@ -191,6 +215,7 @@ func (u *UnitOfWork[T]) attempt(ctx context.Context, fn func(ctx context.Context
 		return nil, fmt.Errorf("build transaction ports: %w", drv.d.Translate(err))
 	}
 	st.ports = p
+	defer st.end()
 	if err := fn(context.WithValue(ctx, u.key, st), p); err != nil {
 		return nil, drv.d.Translate(err)
 	}

@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ func outboxCursorTests() []testCase {
 		{"MessageBehindTheCursorFromAnotherDriverIsFoundWithinTheRescanInterval", testCursorOtherDriver},
 		{"ExpiredLeaseBehindTheCursorIsReclaimedWithinTheRescanInterval", testCursorExpiredLease},
 		{"LateCommitIsDeliveredWithinTheRescanInterval", testCursorLateCommit},
+		{"LateCommitOfAUnitOfWorkOfTheSameDriverIsClaimableAtOnce", testCursorLateUnitOfWork},
 	}
 }
 
@@ -147,4 +149,32 @@ func testCursorLateCommit(t *testing.T, h Harness) {
 	f.claimNone(claimer, "the late message is not committed yet")
 	require.NoError(t, tx.Commit())
 	f.requireFoundWithinRescan(claimer, ids[0], "a message committed late is delivered within ClaimRescanInterval of its commit")
+}
+
+// testCursorLateUnitOfWork: a unit of work of the claiming driver that
+// commits more than ClaimWindow after its enqueue, while claims moved the
+// cursor past the message, moves the cursor back at its commit: the next
+// claim finds the message, before any rescan is due.
+func testCursorLateUnitOfWork(t *testing.T, h Harness) {
+	if !h.Capabilities.ConcurrentWriters {
+		t.Skip("Capabilities.ConcurrentWriters is false: write transactions run one at a time, so none can commit late behind concurrent claims")
+	}
+	f := setup(t, h)
+	drv := f.driver(config{})
+	ob := drv.Outbox()
+	uow := f.txUnitOfWork(drv, wharf.UnitOfWorkOptions{MaxAttempts: 1})
+	late := 3 * wharf.ClaimWindow
+	require.Less(t, late, wharf.ClaimRescanInterval, "the test must stay clear of the rescan")
+	var ids []string
+	err := uow.Transaction(f.ctx, func(ctx context.Context, tx wharf.Tx) error {
+		var err error
+		if ids, err = tx.Outbox.Enqueue(ctx, job("conf.cursor.late-uow")); err != nil {
+			return err
+		}
+		f.moveCursor(ob, late) // the first claim: the cursor starts here
+		f.claimNone(ob, "the message is not committed yet")
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, ids, claimedIDs(f.claim(ob, 10)), "the commit moved the cursor back to the message")
 }

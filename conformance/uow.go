@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"testing"
@@ -32,6 +33,7 @@ func unitOfWorkTests() []testCase {
 		{"NestedTransactionCommitsAndPublishesWithOuter", testUoWNestedCommit},
 		{"OutboxEventsCommitWithTheTransactionAtTheDriversTime", testUoWOutboxEvents},
 		{"AfterCommitOutsideAUnitOfWorkIsRefused", testUoWAfterCommitOutside},
+		{"AnEscapedContextCannotJoinAnEndedTransaction", testUoWEscapedContext},
 	}
 }
 
@@ -527,4 +529,32 @@ func testUoWAfterCommitOutside(t *testing.T, h Harness) {
 	err = drv.Bind(tx).AfterCommit.Record(f.ctx, event("conf.after-commit", 2))
 	require.ErrorIs(t, err, ports.ErrInvalidArgument, "AfterCommit of Bind on the application's own transaction")
 	require.NoError(t, tx.Rollback())
+}
+
+// testUoWEscapedContext: a ctx kept after fn returned (by a goroutine, say)
+// must not join the ended transaction, nor record AfterCommit events that
+// would never be published; both say so, and fn is not called.
+func testUoWEscapedContext(t *testing.T, h Harness) {
+	f := setup(t, h)
+	drv := f.driver(config{})
+	uow := f.txUnitOfWork(drv, wharf.UnitOfWorkOptions{EventBus: &recordingBus{}})
+	for _, outcome := range []error{nil, errConfRollback} {
+		var kept context.Context
+		var keptTx wharf.Tx
+		err := uow.Transaction(f.ctx, func(ctx context.Context, tx wharf.Tx) error {
+			kept, keptTx = ctx, tx
+			return outcome
+		})
+		require.ErrorIs(t, err, outcome)
+		called := false
+		err = uow.Transaction(kept, func(context.Context, wharf.Tx) error {
+			called = true
+			return nil
+		})
+		require.ErrorIs(t, err, sql.ErrTxDone, "joining after the transaction ended (outcome %v)", outcome)
+		require.ErrorContains(t, err, "already ended")
+		require.False(t, called, "fn is not called on an ended transaction")
+		err = keptTx.AfterCommit.Record(kept, event("conf.late", 1))
+		require.ErrorIs(t, err, sql.ErrTxDone, "AfterCommit after the transaction ended (outcome %v)", outcome)
+	}
 }

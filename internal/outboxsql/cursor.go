@@ -34,11 +34,13 @@ import (
 //     position moves the cursor back to it: an Enqueue with an AvailableAt
 //     in the past, a Release, the completion, dead-lettering or final retry
 //     of a message with an ordering key (its successor becomes claimable,
-//     at a position no later than the message's creation), and a lease of
-//     its own that expired unsettled.
+//     at a position no later than the message's creation), a lease of its
+//     own that expired unsettled, and a unit of work of its own that
+//     commits more than CursorWindow after its first enqueue.
 //   - Everything else that can appear behind the cursor (a lease that
-//     expired, a release or an enqueue by another process, a producer that
-//     commits more than CursorWindow late) is found by a sweep: a read-only
+//     expired, a release or an enqueue by another process, another
+//     process's producer that commits more than CursorWindow late) is
+//     found by a sweep: a read-only
 //     query, in its own goroutine so that no claim waits for it, for the
 //     first claimable message behind the cursor, started at most every
 //     FullScanInterval of the outbox's clock by a claim; when it finds one

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/wharf-go/wharf/ports"
 )
@@ -59,6 +60,12 @@ func Signal(ch chan<- struct{}) {
 // which then also sends the database notification its enqueues left to
 // the commit (see AnnounceCommit).
 func (o *Outbox) Committed() {
+	if o.stamped != nil {
+		// A late commit: its messages may lie behind the claim cursors.
+		if at := o.stamped.Load(); at != 0 && o.now().Sub(time.Unix(0, at)) > CursorWindow {
+			o.cur.rewind(time.Unix(0, at))
+		}
+	}
 	o.local.broadcast()
 	o.announceCommit()
 }

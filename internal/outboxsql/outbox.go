@@ -100,6 +100,10 @@ type Outbox struct {
 	local   *wakeups  // shared with every copy made by WithDB
 	cur     *cursors  // shared with every copy made by WithDB
 	dueWake *dueWakes // shared with every copy made by WithDB
+	// root is the outbox New returned (on its handle, normally the pool),
+	// shared with every copy made by WithDB: sweeps run on it, never on a
+	// copy's transaction.
+	root *Outbox
 	// enqueued is set by an Enqueue in a transaction (a copy of WithDB's),
 	// so that the unit of work wakes the relays after its commit.
 	enqueued *atomic.Bool
@@ -112,6 +116,11 @@ type Outbox struct {
 	// whose notification is still to be sent.
 	announced   bool
 	unannounced *atomic.Bool
+	// stamped holds the time (UnixNano, outbox clock) of the first enqueue
+	// through a copy bound to a transaction, 0 before it: a commit that
+	// comes later than CursorWindow after it moves the claim cursors back
+	// to it (Committed), since the claims may have passed that position.
+	stamped *atomic.Int64
 }
 
 // New returns an outbox on db. An invalid configuration is an error
@@ -131,6 +140,7 @@ func New(db bun.IDB, cfg Config, d Dialect) (*Outbox, error) {
 		cfg.DefaultMaxAttempts = DefaultMaxAttempts
 	}
 	o := &Outbox{db: db, gate: d.Gate(db), cfg: cfg, dialect: d, q: q, local: newWakeups(), cur: newCursors(), dueWake: &dueWakes{}}
+	o.root = o
 	if n, ok := d.(Notifier); ok {
 		o.remote = &announcer{notify: func(ctx context.Context) error { return n.Notify(ctx, db, q) }, life: o.cur.life, log: cfg.Logger, table: q.n.Raw}
 	}
@@ -145,6 +155,7 @@ func (o *Outbox) WithDB(db bun.IDB) *Outbox {
 	c.gate = o.dialect.Gate(db)
 	c.enqueued = new(atomic.Bool)
 	c.announced, c.unannounced = false, nil
+	c.stamped = new(atomic.Int64)
 	return &c
 }
 
@@ -316,6 +327,9 @@ func (o *Outbox) enqueue(ctx context.Context, msgs []ports.OutboxMessage) ([]str
 		if o.enqueued != nil {
 			o.enqueued.Store(true)
 		}
+		if o.stamped != nil {
+			o.stamped.CompareAndSwap(0, now.UnixNano())
+		}
 	} else {
 		o.Committed()
 	}
@@ -467,7 +481,7 @@ func (o *Outbox) claim(ctx context.Context, opts ports.ClaimOptions) ([]ports.Cl
 	topics := topicsKey(opts.Topics)
 	from, sweep, rewinds := o.cur.from(topics, now)
 	if sweep {
-		go o.sweep(topics, opts.Topics, now, from)
+		go o.root.sweep(topics, opts.Topics, now, from) // on the pool, never on o's transaction
 	}
 	p := ClaimParams{
 		Now:         core.FormatTime(now),
@@ -490,6 +504,13 @@ func (o *Outbox) claim(ctx context.Context, opts ports.ClaimOptions) ([]ports.Cl
 			return err
 		})
 		if err != nil {
+			if len(msgs) > 0 && !sqlbase.InTx(o.db) {
+				// An earlier round's claim committed: hand out what it
+				// leased rather than leave it locked until the lease ends.
+				o.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "outbox: claim round after dead-lettering failed; returning the messages already claimed",
+					slog.String("table", o.q.n.Raw), slog.Int("claimed", len(msgs)), slog.String("error", o.dialect.Translate(err).Error()))
+				break
+			}
 			return nil, o.wrap("claim", err)
 		}
 		dead := 0
