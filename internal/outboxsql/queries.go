@@ -122,25 +122,33 @@ func (s Settlement) Op() string {
 	return "complete"
 }
 
+// Heads are the opening words of a settlement's two statements, up to
+// and including the table reference: "UPDATE t" and "DELETE FROM t" when
+// empty. A dialect that needs an index hint gives its own (MySQL:
+// "DELETE t FROM t FORCE INDEX (PRIMARY)", the multiple-table form being
+// the one that accepts hints).
+type Heads struct {
+	Update, Delete string
+}
+
 // SettleSQL renders s as one statement fenced on (id IN ids AND
-// claim_token IN tokens). hint follows the table name (e.g. MySQL's FORCE
-// INDEX (PRIMARY), with DELETE in its multiple-table form, the one that
-// accepts hints); returning adds RETURNING id.
-func (q *Queries) SettleSQL(s Settlement, hint string, returning bool) (string, []any) {
+// claim_token IN tokens), opened by h; returning adds RETURNING id.
+func (q *Queries) SettleSQL(s Settlement, h Heads, returning bool) (string, []any) {
 	t := q.n.Table
+	if h.Update == "" {
+		h.Update = "UPDATE " + t
+	}
+	if h.Delete == "" {
+		h.Delete = "DELETE FROM " + t
+	}
 	var b strings.Builder
 	var args []any
 	if s.Release {
-		b.WriteString("UPDATE " + t + hint + " SET attempts = attempts - 1, locked_until = NULL, claim_token = NULL, updated_at = ?" +
+		b.WriteString(h.Update + " SET attempts = attempts - 1, locked_until = NULL, claim_token = NULL, updated_at = ?" +
 			" WHERE id IN (?) AND claim_token IN (?) AND status = 'pending'")
 		args = []any{s.Now, bun.In(s.IDs), bun.In(s.Tokens)}
 	} else {
-		if hint != "" {
-			b.WriteString("DELETE " + t + " FROM " + t + hint)
-		} else {
-			b.WriteString("DELETE FROM " + t)
-		}
-		b.WriteString(" WHERE id IN (?) AND claim_token IN (?)")
+		b.WriteString(h.Delete + " WHERE id IN (?) AND claim_token IN (?)")
 		args = []any{bun.In(s.IDs), bun.In(s.Tokens)}
 	}
 	if returning {

@@ -12,7 +12,7 @@ import (
 // ... RETURNING (SQLite): one statement, which returns the rows it
 // changed.
 func SettleReturning(ctx context.Context, db bun.IDB, q *Queries, s Settlement) ([]string, error) {
-	query, args := q.SettleSQL(s, "", true)
+	query, args := q.SettleSQL(s, Heads{}, true)
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
@@ -25,16 +25,16 @@ func SettleReturning(ctx context.Context, db bun.IDB, q *Queries, s Settlement) 
 }
 
 // SettleCounted is the settlement that needs no RETURNING in the usual
-// case: the statement (hint as SettleSQL's) runs alone in a transaction (a
+// case: the statement (opened by h, as SettleSQL's) runs alone in a transaction (a
 // savepoint when db is one), committed when its row count equals the
 // number of claims, which is when every claim was held. A short count
 // rolls it back, since which claims matched is unknown, and lost runs
 // instead: it applies s to the claims still held and returns the others.
 // Reading the IDs of a RETURNING costs more than the transaction's BEGIN
 // and COMMIT (BENCHMARKS.md).
-func SettleCounted(ctx context.Context, db bun.IDB, q *Queries, s Settlement, hint string,
+func SettleCounted(ctx context.Context, db bun.IDB, q *Queries, s Settlement, h Heads,
 	lost func(ctx context.Context) ([]string, error)) ([]string, error) {
-	query, args := q.SettleSQL(s, hint, false)
+	query, args := q.SettleSQL(s, h, false)
 	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		res, err := tx.ExecContext(ctx, query, args...)
 		if err != nil {

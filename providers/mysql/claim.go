@@ -119,7 +119,7 @@ func (*mysqlDialect) Behind(ctx context.Context, db bun.IDB, q *outboxsql.Querie
 // with a locking read and applies the change to exactly those, in one
 // transaction.
 func (*mysqlDialect) Settle(ctx context.Context, db bun.IDB, q *outboxsql.Queries, s outboxsql.Settlement) ([]string, error) {
-	return outboxsql.SettleCounted(ctx, db, q, s, pkHint, func(ctx context.Context) ([]string, error) {
+	return outboxsql.SettleCounted(ctx, db, q, s, settleHeads(q), func(ctx context.Context) ([]string, error) {
 		var held map[string]struct{}
 		err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 			rows, err := tx.QueryContext(ctx, "SELECT id FROM "+q.Names().Table+pkHint+" WHERE id IN (?) AND claim_token IN (?) FOR UPDATE",
@@ -135,7 +135,7 @@ func (*mysqlDialect) Settle(ctx context.Context, db bun.IDB, q *outboxsql.Querie
 			for id := range held {
 				sub.IDs = append(sub.IDs, id)
 			}
-			query, args := q.SettleSQL(sub, pkHint, false)
+			query, args := q.SettleSQL(sub, settleHeads(q), false)
 			_, err = tx.ExecContext(ctx, query, args...)
 			return err
 		})
@@ -144,4 +144,11 @@ func (*mysqlDialect) Settle(ctx context.Context, db bun.IDB, q *outboxsql.Querie
 		}
 		return s.Lost(held), nil
 	})
+}
+
+// settleHeads pin the settlement's statements to the primary key (pkHint);
+// DELETE takes a hint only in its multiple-table form.
+func settleHeads(q *outboxsql.Queries) outboxsql.Heads {
+	t := q.Names().Table
+	return outboxsql.Heads{Update: "UPDATE " + t + pkHint, Delete: "DELETE " + t + " FROM " + t + pkHint}
 }

@@ -38,7 +38,7 @@ func (sqliteDialect) Behind(ctx context.Context, db bun.IDB, q *outboxsql.Querie
 // its own (the usual case: every claim held); when claims were lost it
 // runs it again with RETURNING, which names the claims it applied.
 func (sqliteDialect) Settle(ctx context.Context, db bun.IDB, q *outboxsql.Queries, s outboxsql.Settlement) ([]string, error) {
-	return outboxsql.SettleCounted(ctx, db, q, s, "", func(ctx context.Context) ([]string, error) {
+	return outboxsql.SettleCounted(ctx, db, q, s, outboxsql.Heads{}, func(ctx context.Context) ([]string, error) {
 		return outboxsql.SettleReturning(ctx, db, q, s)
 	})
 }
