@@ -76,39 +76,105 @@ func (o *Outbox) Committed() {
 // LISTEN/NOTIFY), when another process does. When the database's
 // notifications cannot be set up, a warning is logged, and the channel is
 // returned with an error matching ports.ErrNotificationsUnavailable: it
-// carries this process's signals only, and relays poll for the rest.
+// carries this process's signals, and relays poll for the rest. If the
+// cause may pass (the server could not be reached, say), the outbox keeps
+// trying in the background, with backoff up to maxRelistenDelay, and from
+// its first success the channel carries other processes' signals too;
+// a setup that cannot work (the probe found that notifications do not
+// arrive, an invalid Listen URL) is not retried.
 func (o *Outbox) Notifications(ctx context.Context) (<-chan struct{}, error) {
 	local := o.local.subscribe(ctx)
 	remote, err := o.dialect.Listen(ctx, o.q)
+	relisten := false
 	if err != nil {
+		relisten = !errors.Is(err, ports.ErrNotificationsUnavailable) && !errors.Is(err, ports.ErrInvalidArgument) && ctx.Err() == nil
 		o.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "outbox: notifications from other processes unavailable; relays poll for their messages",
-			slog.String("table", o.q.Names().Raw), slog.String("error", err.Error()))
+			slog.String("table", o.q.Names().Raw), slog.Bool("retrying", relisten), slog.String("error", err.Error()))
 		if !errors.Is(err, ports.ErrNotificationsUnavailable) {
 			err = fmt.Errorf("%w: %w", ports.ErrNotificationsUnavailable, err)
 		}
-		return local, fmt.Errorf("outbox notifications: %w", err)
+		err = fmt.Errorf("outbox notifications: %w", err)
+		if !relisten {
+			return local, err
+		}
 	}
-	if remote == nil {
+	if remote == nil && !relisten {
 		return local, nil
 	}
 	out := make(chan struct{}, 1)
-	go func() {
-		defer close(out)
-		for local != nil || remote != nil {
-			select {
-			case _, ok := <-local:
-				if !ok {
-					local = nil
-					continue
-				}
-			case _, ok := <-remote:
-				if !ok {
-					remote = nil
-					continue
-				}
+	go o.merge(ctx, out, local, remote, relisten)
+	return out, err
+}
+
+// Delays between the background attempts to set up notifications that
+// failed at first (see Notifications).
+const (
+	minRelistenDelay = time.Second
+	maxRelistenDelay = 30 * time.Second
+)
+
+// merge forwards local's and remote's signals to out until both have
+// closed, then closes out. With relisten (remote is nil) it retries Listen
+// until it succeeds, fails for good or ctx ends.
+func (o *Outbox) merge(ctx context.Context, out chan struct{}, local, remote <-chan struct{}, relisten bool) {
+	defer close(out)
+	var (
+		retry    <-chan time.Time
+		listened chan (<-chan struct{}) // the result of a Listen in flight
+		delay    = minRelistenDelay
+		done     = ctx.Done()
+	)
+	if relisten {
+		retry = time.After(delay)
+	}
+	for local != nil || remote != nil || retry != nil || listened != nil {
+		select {
+		case _, ok := <-local:
+			if !ok {
+				local = nil
+				continue
 			}
-			Signal(out)
+		case _, ok := <-remote:
+			if !ok {
+				remote = nil
+				continue
+			}
+		case <-done:
+			done, retry = nil, nil // the channels close on their own
+			continue
+		case <-retry:
+			retry = nil
+			listened = make(chan (<-chan struct{}), 1)
+			go func(res chan<- (<-chan struct{})) {
+				ch, err := o.dialect.Listen(ctx, o.q)
+				if err != nil && ctx.Err() == nil {
+					permanent := errors.Is(err, ports.ErrNotificationsUnavailable) || errors.Is(err, ports.ErrInvalidArgument)
+					o.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "outbox: notifications still unavailable",
+						slog.String("table", o.q.Names().Raw), slog.Bool("retrying", !permanent), slog.String("error", err.Error()))
+					if permanent {
+						ch = nil
+						close(res) // no more attempts
+						return
+					}
+				}
+				res <- ch
+			}(listened)
+			continue
+		case ch, ok := <-listened:
+			listened = nil
+			switch {
+			case !ok || ctx.Err() != nil:
+			case ch == nil:
+				delay = min(2*delay, maxRelistenDelay)
+				retry = time.After(delay)
+			default:
+				remote = ch
+				o.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "outbox: notifications from other processes available again",
+					slog.String("table", o.q.Names().Raw))
+				Signal(out) // messages may have been committed meanwhile
+			}
+			continue
 		}
-	}()
-	return out, nil
+		Signal(out)
+	}
 }

@@ -6,7 +6,9 @@ import (
 	"database/sql/driver"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -700,4 +702,72 @@ func TestCloseEndsTheListener(t *testing.T) {
 	require.NoError(t, f.db.PingContext(f.ctx), "Close leaves a pool it did not open alone")
 	f.enqueue(t)
 	requireQuiet(t, ch, "nothing listens any more")
+}
+
+// TestNotificationsArriveOnceTheServerIsReachable: when the notification
+// connection cannot be opened at first (the server is not reachable yet),
+// the channel carries this process's commits, and the outbox keeps trying
+// in the background: once the server is reachable, another process's
+// commits wake the channel too.
+func TestNotificationsArriveOnceTheServerIsReachable(t *testing.T) {
+	t.Parallel()
+	f := newNotifyFixture(t)
+	server, err := url.Parse(f.server)
+	require.NoError(t, err)
+	addr := fmt.Sprintf("127.0.0.1:%d", closedPort(t))
+	listenURL := *server
+	listenURL.Host = addr
+	ob := f.outbox(t, wharf.Options{Listen: wharf.ListenOptions{URL: listenURL.String()}})
+	ch := listenPartly(t, ob)
+
+	forward(t, addr, server.Host) // the server becomes reachable at addr
+	other := f.outbox(t, wharf.Options{})
+	deadline := time.Now().Add(mustArrive + 30*time.Second) // the first retry comes after a second
+	for {
+		_, err := other.Enqueue(f.ctx, msg("t"))
+		require.NoError(t, err)
+		select {
+		case _, ok := <-ch:
+			require.True(t, ok, "the channel stays open")
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		require.True(t, time.Now().Before(deadline), "another process's commit never woke the channel after the server became reachable")
+	}
+}
+
+// forward accepts connections on addr and pipes each to target until the
+// test ends.
+func forward(t *testing.T, addr, target string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = in.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, in, out)
+			mu.Unlock()
+			go func() { _, _ = io.Copy(out, in); _ = out.Close() }()
+			go func() { _, _ = io.Copy(in, out); _ = in.Close() }()
+		}
+	}()
 }
