@@ -146,7 +146,7 @@ func (u *UnitOfWork[T]) Transaction(ctx context.Context, fn func(ctx context.Con
 	for attempt := 1; ; attempt++ {
 		e.Attempts = attempt
 		var events []ports.Event
-		events, err = u.attempt(ctx, fn)
+		events, err = u.observedAttempt(ctx, attempt, fn)
 		if err == nil {
 			e.Outcome = "committed"
 			e.Err = u.publish(ctx, events)
@@ -181,6 +181,20 @@ func (u *UnitOfWork[T]) pause(ctx context.Context, attempt int) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// observedAttempt is attempt observed by the hooks (core.OpAttempt).
+func (u *UnitOfWork[T]) observedAttempt(ctx context.Context, n int, fn func(ctx context.Context, tx T) error) ([]ports.Event, error) {
+	ctx, end := u.drv.hooks.StartOp(ctx, func() core.Operation {
+		return core.Operation{Kind: core.OpAttempt, Dialect: u.drv.name, Attempt: n}
+	})
+	events, err := u.attempt(ctx, fn)
+	e := core.End{Err: err, Outcome: "committed", Attempts: n}
+	if err != nil {
+		e.Outcome = "rolled_back"
+	}
+	end(e)
+	return events, err
 }
 
 func (u *UnitOfWork[T]) attempt(ctx context.Context, fn func(ctx context.Context, tx T) error) (_ []ports.Event, err error) {

@@ -111,7 +111,13 @@ func testHooks(t *testing.T, h Harness) {
 	require.Len(t, enq, 1)
 	require.Equal(t, []string{"conf.hooks.a", "conf.hooks.b"}, enq[0].Topics)
 	require.Equal(t, 2, enq[0].Count)
-	require.Equal(t, "transaction", enqParents[0], "the enqueue runs in the transaction's context")
+	require.Equal(t, "attempt", enqParents[0], "the enqueue runs in the context of the transaction's attempt")
+	atts, attEnds, attParents := rec.find(core.OpAttempt)
+	require.Len(t, atts, 1)
+	require.Equal(t, 1, atts[0].Attempt)
+	require.Equal(t, drv.Dialect(), atts[0].Dialect)
+	require.Equal(t, "committed", attEnds[0].Outcome)
+	require.Equal(t, "transaction", attParents[0], "the attempt runs in the transaction's context")
 	require.NoError(t, enqEnds[0].Err)
 	res, resEnds, _ := rec.find(core.OpReserve)
 	require.Len(t, res, 1)
@@ -125,6 +131,10 @@ func testHooks(t *testing.T, h Harness) {
 	require.Len(t, txEnds, 2)
 	require.Equal(t, "rolled_back", txEnds[1].Outcome)
 	require.ErrorIs(t, txEnds[1].Err, failure)
+	_, attEnds, _ = rec.find(core.OpAttempt)
+	require.Len(t, attEnds, 2)
+	require.Equal(t, "rolled_back", attEnds[1].Outcome)
+	require.ErrorIs(t, attEnds[1].Err, failure)
 
 	// A relay delivers them: the handler runs in the delivery's context,
 	// which continues the trace injected at the enqueue.

@@ -35,6 +35,12 @@ type OpKind string
 const (
 	// OpTransaction is one unit of work's Transaction, all its attempts.
 	OpTransaction OpKind = "transaction"
+	// OpAttempt is one attempt of a unit of work's transaction, inside its
+	// OpTransaction: Operation.Attempt is its number (1 first) and
+	// End.Outcome "committed" or "rolled_back". What the attempt did counts
+	// only if it committed: a retried transaction's earlier attempts rolled
+	// back.
+	OpAttempt OpKind = "attempt"
 	// OpEnqueue is one Outbox.Enqueue call.
 	OpEnqueue OpKind = "enqueue"
 	// OpClaim is one Outbox.Claim call.
@@ -61,6 +67,7 @@ type Operation struct {
 	Count int
 	// MessageID, Attempt and CreatedAt describe the message of a delivery
 	// (Attempt 1 is the first delivery; CreatedAt is when it was enqueued).
+	// Attempt is also the number of a transaction's attempt (OpAttempt).
 	MessageID string
 	Attempt   int
 	CreatedAt time.Time
@@ -75,8 +82,8 @@ type End struct {
 	// Outcome is what happened: for a delivery, the relay's outcome
 	// ("delivered", "retried", "dead", "abandoned", "released"); for a
 	// reservation, the ports.ReserveStatus ("reserved", "replay",
-	// "in_progress", "fingerprint_mismatch"); for a transaction,
-	// "committed" or "rolled_back"; empty otherwise.
+	// "in_progress", "fingerprint_mismatch"); for a transaction and for
+	// an attempt, "committed" or "rolled_back"; empty otherwise.
 	Outcome string
 	// Count is how many messages a claim handed out.
 	Count int

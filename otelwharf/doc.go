@@ -80,8 +80,9 @@
 // wharf.relay.failures (by wharf.relay.operation).
 //
 // A unit of work that ran several attempts (retryable conflicts) counts the
-// enqueues of every attempt at its commit: the hooks do not see attempt
-// boundaries.
+// enqueues of the attempt that committed only (core.OpAttempt); attempts
+// have no span of their own, and the transaction's span records them as
+// events.
 //
 // # Cost
 //

@@ -150,11 +150,11 @@ func (c *attrCache) get(a, b string, set func() attribute.Set) metric.Measuremen
 	return opt
 }
 
-// txKey keeps a unit of work's txEnqueues in its context.
+// txKey keeps the txEnqueues of a transaction's attempt in its context.
 type txKey struct{}
 
-// txEnqueues holds the topics of a unit of work's enqueues until it ends:
-// they are counted if it commits.
+// txEnqueues holds the topics of the enqueues of one attempt of a unit of
+// work's transaction until it ends: they are counted if it commits.
 type txEnqueues struct {
 	mu     sync.Mutex
 	topics []string

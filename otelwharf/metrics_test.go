@@ -2,6 +2,7 @@ package otelwharf_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +22,8 @@ import (
 //   - a unit of work enqueues 3 × w.ok and 2 × w.flaky and reserves k1;
 //   - a unit of work enqueues 1 × w.bad and reserves k1 again (in progress);
 //   - a unit of work enqueues 4 × w.ok and rolls back (not counted);
+//   - a unit of work enqueues 1 × w.ok in each of two attempts, the first
+//     rolled back by a retryable conflict (counted once);
 //   - an enqueue outside any unit of work: 1 × w.ok;
 //   - k2 is reserved, completed and reserved again (a replay);
 //   - relays deliver w.ok, fail w.flaky once (retried at once) and
@@ -58,6 +61,18 @@ func TestMetricsMatchAKnownWorkload(t *testing.T) {
 				}
 				return rollback
 			}), rollback)
+			attempts := 0
+			require.NoError(t, uow.Transaction(ctx, func(ctx context.Context, tx wharf.Tx) error {
+				attempts++
+				if _, err := tx.Outbox.Enqueue(ctx, msg("w.ok")); err != nil {
+					return err
+				}
+				if attempts == 1 {
+					return fmt.Errorf("simulated conflict: %w", ports.ErrRetryable)
+				}
+				return nil
+			}))
+			require.Equal(t, 2, attempts, "the conflict ran the transaction again")
 			_, err := drv.Outbox().Enqueue(ctx, msg("w.ok"))
 			require.NoError(t, err)
 			idem := drv.Idempotency()
@@ -97,27 +112,27 @@ func TestMetricsMatchAKnownWorkload(t *testing.T) {
 					break
 				}
 			}
-			require.Equal(t, relay.DrainResult{Delivered: 6, Retried: 2, DeadLettered: 1}, total)
+			require.Equal(t, relay.DrainResult{Delivered: 7, Retried: 2, DeadLettered: 1}, total)
 
 			ms := tel.collect(t)
-			require.Equal(t, map[string]int64{"w.ok": 4, "w.flaky": 2, "w.bad": 1},
+			require.Equal(t, map[string]int64{"w.ok": 5, "w.flaky": 2, "w.bad": 1},
 				sumsBy(t, ms[otelwharf.MetricEnqueued], "messaging.destination.name"),
-				"committed enqueues only")
-			require.Equal(t, map[string]int64{"w.ok/delivered": 4, "w.flaky/retried": 2, "w.flaky/delivered": 2, "w.bad/dead": 1},
+				"committed enqueues only, once per committed attempt")
+			require.Equal(t, map[string]int64{"w.ok/delivered": 5, "w.flaky/retried": 2, "w.flaky/delivered": 2, "w.bad/dead": 1},
 				sumsBy(t, ms[otelwharf.MetricDeliveries], "messaging.destination.name", "wharf.delivery.outcome"))
 			require.Equal(t, map[string]int64{"w/reserved": 2, "w/in_progress": 1, "w/replay": 1},
 				sumsBy(t, ms[otelwharf.MetricReservations], "wharf.idempotency.namespace", "wharf.idempotency.outcome"))
 
 			handler := histograms[float64](t, ms[otelwharf.MetricHandlerDuration], "messaging.destination.name", "wharf.delivery.outcome")
-			require.Equal(t, map[string]uint64{"w.ok/delivered": 4, "w.flaky/retried": 2, "w.flaky/delivered": 2, "w.bad/dead": 1}, counts(handler))
+			require.Equal(t, map[string]uint64{"w.ok/delivered": 5, "w.flaky/retried": 2, "w.flaky/delivered": 2, "w.bad/dead": 1}, counts(handler))
 			latency := histograms[float64](t, ms[otelwharf.MetricLatency], "messaging.destination.name")
-			require.Equal(t, map[string]uint64{"w.ok": 4, "w.flaky": 2, "w.bad": 1}, counts(latency), "first attempts only")
+			require.Equal(t, map[string]uint64{"w.ok": 5, "w.flaky": 2, "w.bad": 1}, counts(latency), "first attempts only")
 			for topic, h := range latency {
 				require.Positive(t, h.Sum, "%s: time passed between enqueue and handler", topic)
 				require.Less(t, h.Sum, float64(h.Count)*time.Minute.Seconds(), "%s: latency in seconds", topic)
 			}
 			claims := histograms[int64](t, ms[otelwharf.MetricClaimSize])
-			require.Equal(t, int64(9), claims[""].Sum, "7 messages, then the 2 retried ones")
+			require.Equal(t, int64(10), claims[""].Sum, "8 messages, then the 2 retried ones")
 			require.GreaterOrEqual(t, claims[""].Count, uint64(2))
 		})
 	}

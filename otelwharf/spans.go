@@ -64,6 +64,8 @@ func (in *Instrumentation) start(ctx context.Context, op core.Operation) (contex
 	switch op.Kind {
 	case core.OpTransaction:
 		return in.startTransaction(ctx, op)
+	case core.OpAttempt:
+		return in.startAttempt(ctx)
 	case core.OpEnqueue:
 		return in.startEnqueue(ctx, op)
 	case core.OpClaim:
@@ -81,12 +83,7 @@ func (in *Instrumentation) startTransaction(ctx context.Context, op core.Operati
 	if span.IsRecording() {
 		span.SetAttributes(dbSystem(op.Dialect))
 	}
-	// The unit of work's enqueues are counted when it commits.
-	var tx *txEnqueues
-	if in.m.enqueued.Enabled(ctx) {
-		tx = &txEnqueues{}
-		ctx = context.WithValue(ctx, txKey{}, tx)
-	} else if !span.IsRecording() {
+	if !span.IsRecording() {
 		return ctx, noEnd // nothing to record: no SDK
 	}
 	return ctx, func(e core.End) {
@@ -101,9 +98,19 @@ func (in *Instrumentation) startTransaction(ctx context.Context, op core.Operati
 			}
 		}
 		span.End()
-		if tx != nil {
-			tx.end(ctx, in, e.Outcome == "committed")
-		}
+	}
+}
+
+// startAttempt keeps the enqueues of one attempt of a unit of work's
+// transaction, counted if that attempt commits (an attempt that rolled
+// back before a retry counts nothing). Attempts have no span of their own.
+func (in *Instrumentation) startAttempt(ctx context.Context) (context.Context, func(core.End)) {
+	if !in.m.enqueued.Enabled(ctx) {
+		return ctx, noEnd
+	}
+	tx := &txEnqueues{}
+	return context.WithValue(ctx, txKey{}, tx), func(e core.End) {
+		tx.end(ctx, in, e.Outcome == "committed")
 	}
 }
 
