@@ -177,11 +177,11 @@ func (p *pass) run() error {
 				break
 			}
 			if errors.Is(err, ports.ErrRetryable) {
-				// A transient conflict (deadlock, busy): the claim was rolled
+				// A transient error (deadlock, busy, unreachable): the claim was rolled
 				// back, so try again soon.
 				d := claimRetryDelay(conflicts)
 				conflicts++
-				p.flog.failed(p.bg, "claim", slog.LevelWarn, "relay: claim hit a transient conflict; retrying",
+				p.flog.failed(p.bg, "claim", slog.LevelWarn, "relay: claim hit a transient error (conflict, busy or unreachable database); retrying",
 					slog.Any("error", err), slog.Int("conflicts", conflicts), slog.Duration("retry_in", d))
 				p.sleep(timer, d, nil)
 				continue
@@ -245,7 +245,7 @@ func (p *pass) drain() (DrainResult, error) {
 			if errors.Is(err, ports.ErrRetryable) && conflicts < drainClaimRetries {
 				d := claimRetryDelay(conflicts)
 				conflicts++
-				p.flog.failed(p.bg, "claim", slog.LevelWarn, "relay: claim hit a transient conflict; retrying",
+				p.flog.failed(p.bg, "claim", slog.LevelWarn, "relay: claim hit a transient error (conflict, busy or unreachable database); retrying",
 					slog.Any("error", err), slog.Int("conflicts", conflicts), slog.Duration("retry_in", d))
 				p.sleep(timer, d, nil)
 				continue

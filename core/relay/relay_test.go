@@ -521,7 +521,7 @@ func TestDrainRetriesRetryableClaimErrors(t *testing.T) {
 	require.Equal(t, relay.DrainResult{Claimed: 250, Delivered: 250}, res)
 	require.Equal(t, 250, ob.count("delivered"))
 	require.EqualValues(t, 6, failures.Load(), "OnFailure sees every failed claim")
-	require.Equal(t, 3, strings.Count(logs.String(), "level=WARN msg=\"relay: claim hit a transient conflict; retrying\""),
+	require.Equal(t, 3, strings.Count(logs.String(), "level=WARN msg=\"relay: claim hit a transient error (conflict, busy or unreachable database); retrying\""),
 		"one warning per run of consecutive failures: %s", logs.String())
 	require.Equal(t, 1, strings.Count(logs.String(), "msg=\"relay: claims succeed again\" failures=2"),
 		"the end of a run of several failures is logged with their number: %s", logs.String())
