@@ -131,50 +131,58 @@ func testCursorExpiredLease(t *testing.T, h Harness) {
 // the stamp. The message is delivered within ClaimRescanInterval of the
 // commit.
 func testCursorLateCommit(t *testing.T, h Harness) {
-	if !h.Capabilities.ConcurrentWriters {
-		t.Skip("Capabilities.ConcurrentWriters is false: write transactions run one at a time, so none can commit late behind concurrent claims")
-	}
 	f := setup(t, h)
 	claimer := f.outbox(f.db)
 	producer := f.driver(config{})
+	f.moveCursor(claimer, time.Second) // the cursor starts here
 	tx, err := f.db.BeginTx(f.ctx, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = tx.Rollback() })
 	ids, err := producer.Bind(tx).Outbox.Enqueue(f.ctx, job("conf.cursor.late"))
 	require.NoError(t, err)
 
-	for range 5 { // ten seconds of other traffic, claimed while the transaction is open
-		f.moveCursor(claimer, 2*time.Second)
+	if h.Capabilities.ConcurrentWriters {
+		for range 5 { // ten seconds of other traffic, claimed while the transaction is open
+			f.moveCursor(claimer, 2*time.Second)
+		}
+		f.claimNone(claimer, "the late message is not committed yet")
+	} else {
+		// Write transactions run one at a time: no claim can move the
+		// cursor past the message while it is uncommitted, but the clock
+		// moves on.
+		f.clock.Advance(10 * time.Second)
 	}
-	f.claimNone(claimer, "the late message is not committed yet")
 	require.NoError(t, tx.Commit())
 	f.requireFoundWithinRescan(claimer, ids[0], "a message committed late is delivered within ClaimRescanInterval of its commit")
 }
 
 // testCursorLateUnitOfWork: a unit of work of the claiming driver that
 // commits more than ClaimWindow after its enqueue, while claims moved the
-// cursor past the message, moves the cursor back at its commit: the next
-// claim finds the message, before any rescan is due.
+// cursor past the message (where writers run concurrently), moves the
+// cursor back at its commit: the next claim finds the message, before any
+// rescan is due.
 func testCursorLateUnitOfWork(t *testing.T, h Harness) {
-	if !h.Capabilities.ConcurrentWriters {
-		t.Skip("Capabilities.ConcurrentWriters is false: write transactions run one at a time, so none can commit late behind concurrent claims")
-	}
 	f := setup(t, h)
 	drv := f.driver(config{})
 	ob := drv.Outbox()
 	uow := f.txUnitOfWork(drv, wharf.UnitOfWorkOptions{MaxAttempts: 1})
 	late := 3 * wharf.ClaimWindow
 	require.Less(t, late, wharf.ClaimRescanInterval, "the test must stay clear of the rescan")
+	f.moveCursor(ob, time.Second) // the cursor starts here
 	var ids []string
 	err := uow.Transaction(f.ctx, func(ctx context.Context, tx wharf.Tx) error {
 		var err error
 		if ids, err = tx.Outbox.Enqueue(ctx, job("conf.cursor.late-uow")); err != nil {
 			return err
 		}
-		f.moveCursor(ob, late) // the first claim: the cursor starts here
-		f.claimNone(ob, "the message is not committed yet")
+		if h.Capabilities.ConcurrentWriters {
+			f.moveCursor(ob, late) // claims pass the uncommitted message
+			f.claimNone(ob, "the message is not committed yet")
+		} else {
+			f.clock.Advance(late) // one writer at a time: only the clock moves on
+		}
 		return nil
 	})
 	require.NoError(t, err)
-	require.Equal(t, ids, claimedIDs(f.claim(ob, 10)), "the commit moved the cursor back to the message")
+	require.Equal(t, ids, claimedIDs(f.claim(ob, 10)), "the message of a late commit is claimable at once")
 }
