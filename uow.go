@@ -91,10 +91,13 @@ type txState[T any] struct {
 // escaped fn (kept by a goroutine, say).
 var errTxEnded = fmt.Errorf("the unit of work's transaction has already ended (a ctx from its fn was used after fn returned; start a new Transaction with a ctx of your own): %w", sql.ErrTxDone)
 
-func (s *txState[T]) end() {
+// end marks the transaction ended (fn returned; it is about to commit or
+// roll back) and returns the events recorded for after the commit.
+func (s *txState[T]) end() []ports.Event {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.ended = true
-	s.mu.Unlock()
+	return s.events
 }
 
 func (s *txState[T]) hasEnded() bool {
@@ -188,12 +191,13 @@ func (u *UnitOfWork[T]) observedAttempt(ctx context.Context, n int, fn func(ctx 
 	ctx, end := u.drv.hooks.StartOp(ctx, func() core.Operation {
 		return core.Operation{Kind: core.OpAttempt, Dialect: u.drv.name, Attempt: n}
 	})
+	e := core.End{Outcome: "rolled_back", Attempts: n} // also when fn panics
+	defer func() { end(e) }()
 	events, err := u.attempt(ctx, fn)
-	e := core.End{Err: err, Outcome: "committed", Attempts: n}
-	if err != nil {
-		e.Outcome = "rolled_back"
+	e.Err = err
+	if err == nil {
+		e.Outcome = "committed"
 	}
-	end(e)
 	return events, err
 }
 
@@ -229,8 +233,9 @@ func (u *UnitOfWork[T]) attempt(ctx context.Context, fn func(ctx context.Context
 		return nil, fmt.Errorf("build transaction ports: %w", drv.d.Translate(err))
 	}
 	st.ports = p
-	defer st.end()
-	if err := fn(context.WithValue(ctx, u.key, st), p); err != nil {
+	err = fn(context.WithValue(ctx, u.key, st), p)
+	events := st.end() // from here no call may join the transaction, nor record events
+	if err != nil {
 		return nil, drv.d.Translate(err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -240,7 +245,7 @@ func (u *UnitOfWork[T]) attempt(ctx context.Context, fn func(ctx context.Context
 	if ob.Enqueued() {
 		ob.Committed() // wake this process's relays, and other processes' (PostgreSQL)
 	}
-	return st.events, nil
+	return events, nil
 }
 
 func (u *UnitOfWork[T]) publish(ctx context.Context, events []ports.Event) error {

@@ -38,7 +38,7 @@ func (o *completeOutbox) done(id string) bool {
 
 // TestCompleterWritesWhatTheClaimLoopCollects: before a claim the claim
 // loop asks the completer for the completions that are done (flushReq).
-// A batch is written at once; fewer messages than a batch, taken from the
+// What reaches the claim threshold is written at once; fewer, taken from the
 // channel there, must still be written within CompleteInterval, even if
 // no other completion ever arrives (a relay whose last messages waited for
 // a later one held their keys' successors back for good).
@@ -49,8 +49,10 @@ func TestCompleterWritesWhatTheClaimLoopCollects(t *testing.T) {
 		n     int // completions handed over before the claim loop asks
 		calls int // Complete calls expected right after the request
 	}{
-		{"FewerThanABatchWaitForTheTimer", 3, 0},
-		{"ABatchIsWrittenAtOnce", 100, 1},
+		// Concurrency 20: the claim threshold is 10, below the completion
+		// batch (100), so only the request can write 15 at once.
+		{"FewerThanTheClaimThresholdWaitForTheTimer", 3, 0},
+		{"TheClaimThresholdIsWrittenAtOnce", 15, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,7 +63,7 @@ func TestCompleterWritesWhatTheClaimLoopCollects(t *testing.T) {
 				ob := &completeOutbox{completed: map[string]bool{}}
 				hs := NewHandlers()
 				require.NoError(t, hs.Handle("t", func(context.Context, ports.ClaimedMessage) error { return nil }, TopicOptions{}))
-				r, err := New(ob, hs, Options{BatchSize: 100, Concurrency: 200, CompleteInterval: 20 * time.Millisecond})
+				r, err := New(ob, hs, Options{BatchSize: 100, Concurrency: 20, CompleteInterval: 20 * time.Millisecond})
 				require.NoError(t, err)
 				p := newPass(context.Background(), r)
 				p.live.prev, p.live.next = &p.live, &p.live
@@ -80,7 +82,7 @@ func TestCompleterWritesWhatTheClaimLoopCollects(t *testing.T) {
 					ob.mu.Lock()
 					calls := ob.calls
 					ob.mu.Unlock()
-					require.Equal(t, tt.calls, calls, "round %d: a full batch is written before the claim", round)
+					require.Equal(t, tt.calls, calls, "round %d: what reaches the claim threshold is written before the claim", round)
 				}
 				require.Eventually(t, func() bool {
 					for _, id := range ids {

@@ -118,11 +118,16 @@ const (
 // until it succeeds, fails for good or ctx ends.
 func (o *Outbox) merge(ctx context.Context, out chan struct{}, local, remote <-chan struct{}, relisten bool) {
 	defer close(out)
+	// Retries end with ctx or when the outbox is closed (Driver.Close): a
+	// connection opened after the close would outlive the driver.
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(o.cur.life, cancel)()
 	var (
 		retry    <-chan time.Time
 		listened chan (<-chan struct{}) // the result of a Listen in flight
 		delay    = minRelistenDelay
-		done     = ctx.Done()
+		done     = lctx.Done()
 	)
 	if relisten {
 		retry = time.After(delay)
@@ -146,10 +151,14 @@ func (o *Outbox) merge(ctx context.Context, out chan struct{}, local, remote <-c
 			retry = nil
 			listened = make(chan (<-chan struct{}), 1)
 			go func(res chan<- (<-chan struct{})) {
-				ch, err := o.dialect.Listen(ctx, o.q)
-				if err != nil && ctx.Err() == nil {
+				ch, err := o.dialect.Listen(lctx, o.q)
+				if err != nil && lctx.Err() == nil {
 					permanent := errors.Is(err, ports.ErrNotificationsUnavailable) || errors.Is(err, ports.ErrInvalidArgument)
-					o.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "outbox: notifications still unavailable",
+					level := slog.LevelDebug // the first failure was logged at Warn
+					if permanent {
+						level = slog.LevelWarn // a new reason, and the last word
+					}
+					o.cfg.Logger.LogAttrs(ctx, level, "outbox: notifications still unavailable",
 						slog.String("table", o.q.Names().Raw), slog.Bool("retrying", !permanent), slog.String("error", err.Error()))
 					if permanent {
 						ch = nil
@@ -163,7 +172,7 @@ func (o *Outbox) merge(ctx context.Context, out chan struct{}, local, remote <-c
 		case ch, ok := <-listened:
 			listened = nil
 			switch {
-			case !ok || ctx.Err() != nil:
+			case !ok || lctx.Err() != nil:
 			case ch == nil:
 				delay = min(2*delay, maxRelistenDelay)
 				retry = time.After(delay)

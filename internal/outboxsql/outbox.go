@@ -493,6 +493,7 @@ func (o *Outbox) claim(ctx context.Context, opts ports.ClaimOptions) ([]ports.Cl
 	}
 	var msgs []ports.ClaimedMessage
 	var deadIDs []string
+	cursorLimit := opts.Limit // what the cursor takes the claim's limit to be
 	// Rows dead-lettered by the claim (lease expired on the final attempt)
 	// count against the limit; claim again so they never hide ready work.
 	// Every such round dead-letters at least one row for good, so the loop
@@ -509,6 +510,7 @@ func (o *Outbox) claim(ctx context.Context, opts ports.ClaimOptions) ([]ports.Cl
 				// leased rather than leave it locked until the lease ends.
 				o.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "outbox: claim round after dead-lettering failed; returning the messages already claimed",
 					slog.String("table", o.q.n.Raw), slog.Int("claimed", len(msgs)), slog.String("error", o.dialect.Translate(err).Error()))
+				cursorLimit = len(msgs) // as a full claim: the cursor stays at the last message claimed
 				break
 			}
 			return nil, o.wrap("claim", err)
@@ -548,7 +550,7 @@ func (o *Outbox) claim(ctx context.Context, opts ports.ClaimOptions) ([]ports.Cl
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	o.cur.claimed(topics, now, rewinds, opts.Limit, msgs)
+	o.cur.claimed(topics, now, rewinds, cursorLimit, msgs)
 	if len(deadIDs) > 0 {
 		o.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "outbox messages dead-lettered: lease expired on final attempt",
 			slog.Int("count", len(deadIDs)), slog.String("first_id", deadIDs[0]))
