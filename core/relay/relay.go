@@ -161,7 +161,11 @@ type Options struct {
 	// statement. Default BatchSize; 1 completes each message on its own.
 	CompleteBatchSize int
 	// CompleteInterval is the longest a successful message waits for its
-	// batch to fill before the batch is written. Default 10ms.
+	// batch to fill before the batch is written. Default 10ms. Completions
+	// may be written sooner: before each claim, the relay writes the ones
+	// it holds once they number at least the claim threshold (half of
+	// Concurrency, at most BatchSize), so that its claims do not compete
+	// with its own completions.
 	CompleteInterval time.Duration
 	// MaxMessages, when positive, stops a Drain after claiming that many
 	// messages. Run ignores it.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/wharf-go/wharf"
 	"github.com/wharf-go/wharf/core/relay"
+	"github.com/wharf-go/wharf/ports"
 	wjs "github.com/wharf-go/wharf/sinks/jetstream"
 )
 
@@ -77,18 +78,27 @@ func runChildRelay() error {
 		return err
 	}
 	opts := relay.Options{BatchSize: 100, Concurrency: 64, Lease: childLease, PollInterval: 5 * time.Millisecond, MaxPollInterval: 50 * time.Millisecond}
+	var ob ports.Outbox = drv.Outbox()
 	if hold, _ := strconv.ParseBool(os.Getenv(envChildHoldBack)); hold {
-		// Published messages wait for a completion that is never written:
-		// every one of them is still in the outbox when the child dies.
-		opts.CompleteInterval, opts.CompleteBatchSize = time.Hour, 1<<30
+		// The completions of published messages never reach the database
+		// (as if the process died before each write): every one of them is
+		// still in the outbox, leased, when the child dies.
+		ob = unwrittenCompletions{ob}
 	}
-	r, err := relay.New(drv.Outbox(), hs, opts)
+	r, err := relay.New(ob, hs, opts)
 	if err != nil {
 		return err
 	}
 	fmt.Println(lineReady)
 	return r.Run(ctx)
 }
+
+// unwrittenCompletions is a real outbox whose Complete reports success
+// without writing anything: the child's completions are lost, as in a
+// crash between publishing and completing.
+type unwrittenCompletions struct{ ports.Outbox }
+
+func (unwrittenCompletions) Complete(context.Context, ...ports.Claim) error { return nil }
 
 // syncBuffer is a bytes.Buffer safe for the child's writes and the test's
 // reads.
