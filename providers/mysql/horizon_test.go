@@ -107,8 +107,8 @@ func claimPages(t *testing.T, pinned bool) (head, locking int64) {
 // TestClaimCostStaysBoundedUnderAPinnedHorizon is PostgreSQL's test on
 // MariaDB: a consistent snapshot held by another session keeps InnoDB from
 // purging the delivered messages' records, and the claim's locking read —
-// the statement that holds locks — still accesses at most twice the pages
-// it accesses on a clean database. The head read before it takes no locks;
+// the statement that holds locks — still accesses at most four times the
+// pages it accesses on a clean database. The head read before it takes no locks;
 // under the pin MariaDB's optimizer reads it by ref on status from the
 // start of the pending records (its statistics count the unpurged ones),
 // whatever the cursor's bound: its pages are logged, not bounded
@@ -125,5 +125,9 @@ func TestClaimCostStaysBoundedUnderAPinnedHorizon(t *testing.T) {
 	t.Logf("InnoDB pages per claim after %d deliveries: clean head %d, locking %d; pinned head %d, locking %d",
 		horizonMessages, cleanHead, cleanLock, pinnedHead, pinnedLock)
 	require.Positive(t, cleanLock, "the clean claim was measured")
-	require.LessOrEqual(t, pinnedLock, 2*cleanLock, "the claim's locking read stays within 2x of a clean database's")
+	// Alone on the server the pinned locking read accesses 1.5x the clean
+	// one's pages (153 vs 102); with the rest of the test suite churning the
+	// same server (whose undo the pin also keeps), 3x has been seen. A scan
+	// that walked the unpurged records would read thousands.
+	require.LessOrEqual(t, pinnedLock, 4*cleanLock, "the claim's locking read stays within 4x of a clean database's")
 }
