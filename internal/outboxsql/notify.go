@@ -161,7 +161,6 @@ func (o *Outbox) merge(ctx context.Context, out chan struct{}, local, remote <-c
 					o.cfg.Logger.LogAttrs(ctx, level, "outbox: notifications still unavailable",
 						slog.String("table", o.q.Names().Raw), slog.Bool("retrying", !permanent), slog.String("error", err.Error()))
 					if permanent {
-						ch = nil
 						close(res) // no more attempts
 						return
 					}
